@@ -360,8 +360,8 @@ export class Trainer {
   private async resolveCkptPath(ckptPath: string | null): Promise<string | null> {
     if (ckptPath === null) return null;
     if (ckptPath !== 'last') return ckptPath;
-    const finder = this.callbacks.find((cb) => 'lastCheckpointPath' in cb) as { lastCheckpointPath?: () => Promise<string | null> } | undefined;
-    const found = finder?.lastCheckpointPath ? await finder.lastCheckpointPath() : null;
+    const finder = this.callbacks.find((cb) => 'lastCheckpointPath' in cb) as { lastCheckpointPath?: (t: Trainer) => Promise<string | null> } | undefined;
+    const found = finder?.lastCheckpointPath ? await finder.lastCheckpointPath(this) : null;
     if (!found) {
       console.warn(`lightclip: \`ckptPath='last'\` found no last checkpoint under ${path.resolve(this.logDir)}; starting from scratch.`);
     }

@@ -124,7 +124,6 @@ export class FitLoop {
       const stop = await this.trainBatch(batch, idx, isLast);
       tf.dispose(batch as tf.TensorContainer);
       idx++;
-      this.batchesDoneInEpoch = idx;
       if (this.shouldValidate(idx, knownCount, isLast)) {
         await t.runValidation();
         validatedAtLast = isLast;
@@ -161,6 +160,8 @@ export class FitLoop {
     } else {
       outputs = await runManualOptimization(t, batch, batchIdx);
     }
+    // Counted before onTrainBatchEnd: a checkpoint saved there must not replay this batch.
+    this.batchesDoneInEpoch = batchIdx + 1;
     await t.loggerConnector.onTrainStepEnd(this.globalStep);
     await callCallbackHooks(t, 'onTrainBatchEnd', outputs, batch, batchIdx);
     callModuleHook(t, 'onTrainBatchEnd', outputs, batch, batchIdx);

@@ -152,11 +152,21 @@ export abstract class Module {
     return out;
   }
 
-  /** Every parameter with its PyTorch-style dotted name, in registration order. */
-  namedParameters(prefix = ''): Array<[string, Parameter]> {
+  /**
+   * Every parameter with its PyTorch-style dotted name, in registration order. A parameter
+   * reachable by several paths (a submodule registered twice: weight tying) is listed once
+   * unless `removeDuplicate` is false, as PyTorch's `named_parameters`; otherwise optimizers
+   * and `backward` would see it twice and double its gradient.
+   */
+  namedParameters(prefix = '', removeDuplicate = true): Array<[string, Parameter]> {
     const out: Array<[string, Parameter]> = [];
+    const seen = new Set<Parameter>();
     for (const [path, m] of this.namedModules(prefix)) {
-      for (const [name, p] of m._parameters) out.push([path ? `${path}.${name}` : name, p]);
+      for (const [name, p] of m._parameters) {
+        if (removeDuplicate && seen.has(p)) continue;
+        seen.add(p);
+        out.push([path ? `${path}.${name}` : name, p]);
+      }
     }
     return out;
   }
@@ -165,11 +175,16 @@ export abstract class Module {
     return this.namedParameters().map(([, p]) => p);
   }
 
-  /** Every buffer with its dotted name. */
-  namedBuffers(prefix = ''): Array<[string, Variable]> {
+  /** Every buffer with its dotted name (each once unless `removeDuplicate` is false). */
+  namedBuffers(prefix = '', removeDuplicate = true): Array<[string, Variable]> {
     const out: Array<[string, Variable]> = [];
+    const seen = new Set<Variable>();
     for (const [path, m] of this.namedModules(prefix)) {
-      for (const [name, b] of m._buffers) out.push([path ? `${path}.${name}` : name, b]);
+      for (const [name, b] of m._buffers) {
+        if (removeDuplicate && seen.has(b)) continue;
+        seen.add(b);
+        out.push([path ? `${path}.${name}` : name, b]);
+      }
     }
     return out;
   }
@@ -193,8 +208,9 @@ export abstract class Module {
   /** Parameters and buffers by name. The tensors are the live variables: do not dispose them. */
   stateDict(): StateDict {
     const sd: StateDict = {};
-    for (const [name, p] of this.namedParameters()) sd[name] = p.variable;
-    for (const [name, b] of this.namedBuffers()) sd[name] = b;
+    // Every path, shared tensors included, as PyTorch's state_dict (tied weights load by either name).
+    for (const [name, p] of this.namedParameters('', false)) sd[name] = p.variable;
+    for (const [name, b] of this.namedBuffers('', false)) sd[name] = b;
     return sd;
   }
 
@@ -210,8 +226,8 @@ export abstract class Module {
   loadStateDict(sd: StateDict, options: LoadStateDictOptions = {}): LoadStateDictResult {
     const strict = options.strict ?? true;
     const own = new Map<string, Variable>();
-    for (const [name, p] of this.namedParameters()) own.set(name, p.variable);
-    for (const [name, b] of this.namedBuffers()) own.set(name, b);
+    for (const [name, p] of this.namedParameters('', false)) own.set(name, p.variable);
+    for (const [name, b] of this.namedBuffers('', false)) own.set(name, b);
     const missingKeys = [...own.keys()].filter((k) => !(k in sd));
     const unexpectedKeys = Object.keys(sd).filter((k) => !own.has(k));
     const shapeMismatches: string[] = [];
@@ -235,7 +251,11 @@ export abstract class Module {
     }
     for (const [name, v] of own) {
       const t = sd[name];
-      if (t) v.assign(t.dtype === v.dtype ? t : tf.cast(t, v.dtype));
+      // Assigning a variable its own data (`m.loadStateDict(m.stateDict())`) would make tfjs
+      // release the data before re-referencing it, so that case is skipped: it is a no-op.
+      if (!t || t.dataId === v.dataId) continue;
+      // The tidy frees the cast copy; the variable keeps its own reference to the data.
+      tf.tidy(() => v.assign(t.dtype === v.dtype ? t : tf.cast(t, v.dtype)));
     }
     return { missingKeys, unexpectedKeys };
   }
