@@ -38,11 +38,15 @@ export const STATE_DICT_PREFIX = 'state_dict.';
 export class CheckpointConnector {
   constructor(private readonly trainer: Trainer) {}
 
-  /** Builds the checkpoint's tensors and JSON. Tensors are live references: do not dispose. */
-  dump(weightsOnly = false): { tensors: Record<string, Tensor>; json: CheckpointRecord } {
+  /**
+   * Builds the checkpoint's tensors and JSON. Weights are live references; `owned` lists
+   * the copies made for the checkpoint (optimizer slots), which the caller disposes.
+   */
+  dump(weightsOnly = false): { tensors: Record<string, Tensor>; json: CheckpointRecord; owned: Tensor[] } {
     const t = this.trainer;
     const module = t.lightningModule;
     const tensors: Record<string, Tensor> = {};
+    const owned: Tensor[] = [];
     for (const [name, v] of Object.entries(module.stateDict())) tensors[STATE_DICT_PREFIX + name] = v;
     const json: CheckpointRecord = {
       epoch: t.currentEpoch,
@@ -61,7 +65,10 @@ export class CheckpointConnector {
       t.optimizers.forEach((opt, i) => {
         const sd = opt.stateDict();
         json.optimizerStates.push(sd.json);
-        for (const [k, v] of Object.entries(sd.tensors)) tensors[`optimizer_states.${i}.${k}`] = v;
+        for (const [k, v] of Object.entries(sd.tensors)) {
+          tensors[`optimizer_states.${i}.${k}`] = v;
+          owned.push(v);
+        }
       });
       json.lrSchedulers = t.lrSchedulerConfigs.map((c) => c.scheduler.stateDict());
       for (const cb of t.callbacks) {
@@ -75,17 +82,21 @@ export class CheckpointConnector {
         }
       }
     }
-    return { tensors, json };
+    return { tensors, json, owned };
   }
 
   /** Builds and writes a checkpoint (rank 0 only; every rank waits at a barrier). */
   async save(filePath: string, weightsOnly = false): Promise<void> {
     const t = this.trainer;
     if (t.strategy.isGlobalZero) {
-      const { tensors, json } = this.dump(weightsOnly);
-      callModuleHook(t, 'onSaveCheckpoint', json);
-      for (const cb of t.callbacks) await cb.onSaveCheckpoint(t, t.lightningModule, json);
-      await saveCheckpointFile(filePath, { tensors, json });
+      const { tensors, json, owned } = this.dump(weightsOnly);
+      try {
+        callModuleHook(t, 'onSaveCheckpoint', json);
+        for (const cb of t.callbacks) await cb.onSaveCheckpoint(t, t.lightningModule, json);
+        await saveCheckpointFile(filePath, { tensors, json });
+      } finally {
+        tf.dispose(owned);
+      }
     }
     await t.strategy.barrier('saveCheckpoint');
   }

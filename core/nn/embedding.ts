@@ -42,7 +42,7 @@ export class Embedding extends Module implements TensorModule {
       const t = init.normal([numEmbeddings, embeddingDim]);
       if (padRow === null) return t;
       const keep = tf.reshape(tf.notEqual(tf.range(0, numEmbeddings, 1, 'int32'), padRow), [numEmbeddings, 1]);
-      return tf.mul(t, tf.cast(keep, 'float32'));
+      return tf.where(keep, t, 0);
     });
     this.weight = this.registerParameter('weight', w);
   }

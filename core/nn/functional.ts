@@ -59,8 +59,10 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
   }
   return tf.tidy(() => {
     const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
-    const { mean, variance } = tf.moments(x, axes, true);
-    let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+    // Centre once and reuse it for the variance (tf.moments would subtract the mean a second time).
+    const centred = tf.sub(x, tf.mean(x, axes, true));
+    const variance = tf.mean(tf.square(centred), axes, true);
+    let y = tf.mul(centred, tf.rsqrt(tf.add(variance, eps)));
     if (weight) y = tf.mul(y, weight);
     if (bias) y = tf.add(y, bias);
     return y;
@@ -109,6 +111,9 @@ export interface CrossEntropyOptions {
  * PyTorch's `cross_entropy` for logits `[N, C]` and either integer class labels `[N]` or
  * class probabilities `[N, C]` (soft targets). With label smoothing ε the per-sample loss is
  * `−Σ_c ((1 − ε)·t_c + ε/C)·log p_c`. `reduction` 'mean' averages over N.
+ *
+ * Labels outside [0, C) are not checked (that would need a device-to-host read on every
+ * call): they one-hot to a zero row and contribute only the smoothing term.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const eps = options.labelSmoothing ?? 0;

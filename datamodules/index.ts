@@ -1,0 +1,18 @@
+/**
+ * lightclip's datamodules. Importing this module registers `--datamodule folder`.
+ */
+export { CLIP_MEAN, CLIP_STD, applyTransformPlan, clipEvalTransform, randomResizedCrop } from './transforms.js';
+export type { ImageInput, ImageTransform, NormalizeOptions, RandomResizedCropOptions } from './transforms.js';
+export { RANDOM_RESIZED_CROP_DRAWS, decodeKernel } from './decodeKernel.js';
+export type { DecodedImage, SharpFactory, TransformPlan } from './decodeKernel.js';
+export { DecodePool } from './decodePool.js';
+export type { DecodeOutcome } from './decodePool.js';
+export { CAPTION_EXTENSION, IMAGE_EXTENSIONS, formatScanSummary, parseCaptions, scanImageTextFolder } from './folderDataset.js';
+export type { DuplicateStem, FolderScan, FolderScanReport, ImageTextPair, ScanOptions } from './folderDataset.js';
+export { checkShard, epochOrder, numBatches, shardLength } from './sampler.js';
+export type { EpochOrder, EpochOrderOptions } from './sampler.js';
+export { ImageTextLoader, drawCaption } from './imageTextLoader.js';
+export type { EpochState, ImageTextLoaderOptions, ImageTextSample } from './imageTextLoader.js';
+export { ImageTextFolderDataModule } from './folder.js';
+export type { ImageTextFolderOptions } from './folder.js';
+export type { CaptionTokenizer, ImageTextBatch } from './types.js';
