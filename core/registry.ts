@@ -81,7 +81,7 @@ export function create<T>(kind: string, name: string, options?: Record<string, u
  * ```
  */
 export function registerClass(kind: string, name: string, meta: { description?: string } = {}) {
-  return function <C extends new (options?: never) => unknown>(cls: C): C {
+  return function <C extends new (options: never) => unknown>(cls: C): C {
     register(kind, name, (options) => new cls(options as never), meta);
     return cls;
   };

@@ -171,11 +171,12 @@ export class Trainer {
    */
   get estimatedSteppingBatches(): number {
     if (this.maxSteps >= 0) return this.maxSteps;
-    const perEpoch = limitBatches(this.limitTrainBatches, this.trainDataloader?.length);
+    const length = this.trainDataloader?.length;
+    const perEpoch = Math.min(limitBatches(this.limitTrainBatches, length), length ?? Infinity);
     if (!Number.isFinite(perEpoch) || this.maxEpochs < 0) {
       throw new MisconfigurationError('`estimatedSteppingBatches` needs `maxSteps`, or `maxEpochs` with a train loader of known `length`.');
     }
-    return Math.ceil(Math.min(perEpoch, this.trainDataloader?.length ?? perEpoch) / this.accumulateGradBatches) * this.maxEpochs;
+    return Math.ceil(perEpoch / this.accumulateGradBatches) * this.maxEpochs;
   }
 
   // ---- called by LightningModule ----
@@ -327,6 +328,10 @@ export class Trainer {
       for (const cb of this.callbacks) await cb.teardown(this, module, stage);
       if (this.datamodule) await this.datamodule.teardown(stage);
       for (const logger of this.strategy.isGlobalZero ? this.loggers : []) logger.finalize(status);
+      // Optimizer slots are tfjs tensors: free them when the run ends (a new fit calls
+      // configureOptimizers again), or they would outlive every reference to them.
+      for (const opt of this.optimizers) (opt as { dispose?: () => void }).dispose?.();
+      this.optimizers = [];
       await this.strategy.teardown();
       this.stage = null;
     }

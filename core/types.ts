@@ -3,7 +3,7 @@ import type { Parameter } from './nn/module.js';
 
 /** What the Trainer needs of an optimizer (core/optim's classes implement it). */
 export interface OptimizerLike {
-  readonly paramGroups: ReadonlyArray<{ params: Parameter[]; lr: number; [key: string]: unknown }>;
+  readonly paramGroups: ReadonlyArray<{ params: Parameter[]; lr: number }>;
   step(): void;
   zeroGrad(): void;
   stateDict(): { tensors: Record<string, Tensor>; json: unknown };

@@ -48,12 +48,23 @@ export function callModuleHook<K extends ModuleHook>(trainer: Trainer, hook: K, 
   const module = trainer.lightningModule;
   const previous = trainer.currentHookName;
   trainer.currentHookName = hook;
+  let result: ModuleResult<K>;
   try {
     const fn = module[hook] as unknown as (...a: ModuleArgs<K>) => ModuleResult<K>;
-    return fn.apply(module, args);
-  } finally {
+    result = fn.apply(module, args);
+  } catch (err) {
     trainer.currentHookName = previous;
+    throw err;
   }
+  if (result instanceof Promise) {
+    // An async hook (a manual-optimization trainingStep) logs after its awaits: keep its
+    // name current until it settles.
+    return result.finally(() => {
+      trainer.currentHookName = previous;
+    }) as ModuleResult<K>;
+  }
+  trainer.currentHookName = previous;
+  return result;
 }
 
 /**

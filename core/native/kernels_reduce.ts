@@ -32,7 +32,8 @@ function reduceKernel(kernelName: string, op: number, axisAttr: string, mean = f
       if (!x || !xv) return null;
       const axes = normAxes(attrs[axisAttr] as number | number[] | undefined, x.shape.length);
       const count = sizeOf(axes.map((a) => x.shape[a]));
-      const values = nativeReduce(addon, op, xv, x.shape, axes, mean ? 1 / count : 1);
+      // tfjs' mean of nothing is 0, not NaN
+      const values = nativeReduce(addon, op, xv, x.shape, axes, mean && count > 0 ? 1 / count : 1);
       const shape = attrs.keepDims
         ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
         : x.shape.filter((_, i) => !axes.includes(i));
