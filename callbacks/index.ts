@@ -5,3 +5,4 @@ export { EarlyStopping, type EarlyStoppingOptions } from './earlyStopping.js';
 export { LearningRateMonitor, type LearningRateMonitorOptions } from './lrMonitor.js';
 export { ProgressBar, type ProgressBarOptions } from './progressBar.js';
 export { EMA, type EMAOptions } from './ema.js';
+export { ZeroShotEval, zeroShotAccuracy, zeroShotClassifier, type ZeroShotEvalOptions, type ZeroShotEncoders, type ZeroShotBatch, type TopKResult } from './zeroShot.js';

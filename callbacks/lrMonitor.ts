@@ -55,7 +55,8 @@ export class LearningRateMonitor extends Callback {
       if (this.loggingInterval === null && !sched && interval === 'step') return;
       const base = sched?.name ?? `lr-${opt.constructor.name}${trainer.optimizers.length > 1 ? `-${oi}` : ''}`;
       const groups = opt.paramGroups;
-      groups.forEach((g, gi) => {
+      groups.forEach((group, gi) => {
+        const g = group as { lr: number; momentum?: unknown; betas?: unknown; weightDecay?: unknown };
         const name = groups.length > 1 ? `${base}/pg${gi + 1}` : base;
         metrics[name] = g.lr;
         if (this.logMomentum) {

@@ -15,7 +15,7 @@ import { LinearRegressor, loaders, regressionData, type XY } from '../core/helpe
 import { readEventFile, eventFileIn } from '../loggers/eventFile.js';
 
 const tmp = (p: string) => fs.mkdtempSync(path.join(os.tmpdir(), p));
-const quiet = { enableProgressBar: false, logger: false as const, numSanityValSteps: 0 };
+const quiet = { enableProgressBar: false, logger: false as const, numSanityValSteps: 0, defaultRootDir: tmp('lc-cb-root-') };
 
 /** Logs a scripted validation metric per epoch, to drive monitoring callbacks. */
 class Scripted extends LinearRegressor {
