@@ -95,9 +95,21 @@ export class DecodePool {
       );
     }
     return new Promise<DecodeOutcome>((resolve) => {
-      const task: Task = { id: this.nextId++, input, plan, signal, resolve };
+      // One abort signal serves a whole epoch of tasks: detach each listener when its task
+      // settles, so listeners do not pile up on the signal (nor trip MaxListeners warnings).
+      const onAbort = (): void => this.dropQueued(task);
+      const task: Task = {
+        id: this.nextId++,
+        input,
+        plan,
+        signal,
+        resolve: (outcome) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(outcome);
+        },
+      };
       this.queue.push(task);
-      signal?.addEventListener('abort', () => this.dropQueued(task), { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.pump();
     });
   }

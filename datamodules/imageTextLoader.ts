@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { DataLoader } from '../core/datamodule.js';
 import { Generator } from '../core/random.js';
 import { tf } from '../core/tf.js';
@@ -110,6 +111,8 @@ export class ImageTextLoader implements DataLoader<ImageTextBatch> {
     // Without workers, decode one batch at a time (torch's num_workers=0 does not read ahead).
     const capacity = pool.numWorkers === 0 ? o.batchSize : o.batchSize * (1 + o.prefetchBatches);
     const abort = new AbortController();
+    // Up to batch × prefetch decodes listen on this signal at once.
+    setMaxListeners(0, abort.signal);
     const window: Pending[] = [];
     let next = 0;
     const fill = (): void => {

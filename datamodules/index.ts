@@ -16,3 +16,4 @@ export type { EpochState, ImageTextLoaderOptions, ImageTextSample } from './imag
 export { ImageTextFolderDataModule } from './folder.js';
 export type { ImageTextFolderOptions } from './folder.js';
 export type { CaptionTokenizer, ImageTextBatch } from './types.js';
+export { LabelledImageLoader, scanImageFolder, type LabelledImage, type LabelledImageBatch } from './imageFolder.js';

@@ -2,7 +2,7 @@
  * Experiment loggers. Importing this module registers them by name in the registry:
  * `logger:tensorboard` and `logger:csv` (for `--logger tensorboard`).
  */
-export { TensorBoardLogger, type TensorBoardLoggerOptions, type ImageInput, type ImagePixels } from './tensorboard.js';
+export { TensorBoardLogger, type TensorBoardLoggerOptions, type ImageInput as TensorBoardImage, type ImagePixels } from './tensorboard.js';
 export { CSVLogger, type CSVLoggerOptions } from './csv.js';
 export type { VersionedLoggerOptions } from './common.js';
 export { EventFileWriter, frameRecord, readRecords, type EventFileWriterOptions } from './tensorboard/eventWriter.js';

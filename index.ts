@@ -1,0 +1,15 @@
+/**
+ * lightclip: train CLIP-family vision-language models in TypeScript, in the style of
+ * PyTorch Lightning. Importing the package registers every built-in model, datamodule,
+ * callback, logger and strategy by name.
+ */
+import 'reflect-metadata';
+
+export * from './core/index.js';
+export * from './callbacks/index.js';
+export * from './loggers/index.js';
+export * from './datamodules/index.js';
+export * from './modules/clip/index.js';
+export * from './modules/tokenizers/index.js';
+export { ClipWrapper, chunks, type ClipWrapperOptions, type ContrastiveTowers, type ImageTextPairs } from './modules/wrappers/clipWrapper.js';
+export { ClipLoss, clipLossCore, retrievalAccuracy, type ClipLossOptions } from './modules/losses/clipLoss.js';
