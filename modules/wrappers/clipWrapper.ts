@@ -70,7 +70,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
   override automaticOptimization = false;
   readonly model: ContrastiveTowers;
   readonly minibatchSize: number;
-  private readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
+  protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
 
   constructor(model: ContrastiveTowers, options: ClipWrapperOptions = {}) {
     super();
@@ -123,7 +123,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
   }
 
   /** Normalised features of `x` in chunks of `size` without gradients (BatchNorm statistics untouched). */
-  private cachedFeatures(encode: (x: Tensor) => Tensor, x: Tensor, size: number): Tensor {
+  protected cachedFeatures(encode: (x: Tensor) => Tensor, x: Tensor, size: number): Tensor {
     const saved = this.model.namedBuffers().map(([, b]) => [b, tf.clone(b)] as const);
     const parts = chunks(x.shape[0]!, size).map(([start, len]) =>
       tf.tidy(() => F.normalize(encode(tf.slice(x, start, len)))),
@@ -138,13 +138,31 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     return out;
   }
 
-  private async gather(t: Tensor): Promise<Tensor> {
+  /** All-gathers features `[n, D]` into `[world·n, D]` (the input itself on one process). */
+  protected async gather(t: Tensor): Promise<Tensor> {
     const world = this.trainer?.strategy.worldSize ?? 1;
     if (world === 1) return t;
     const g = await this.allGather(t);
     const flat = tf.reshape(g, [-1, t.shape[1]!]);
     g.dispose();
     return flat;
+  }
+
+  /**
+   * Parameters the batch loss uses directly, not through the towers (their gradient is
+   * taken at the feature level under gradient caching). Default: the logit scale.
+   */
+  protected headParameters(): Parameter[] {
+    return [this.logitScale];
+  }
+
+  /**
+   * The loss of the (global) batch from L2-normalised features `[N, D]` and the values of
+   * {@link headParameters}, in the same order. Default: symmetric InfoNCE. Subclasses add
+   * terms (self-distillation's KL).
+   */
+  protected featureLoss(imageFeatures: Tensor, textFeatures: Tensor, heads: Tensor[]): Tensor {
+    return clipLossCore(imageFeatures, textFeatures, tf.exp(heads[0]!));
   }
 
   /** Runs backward with the Trainer's hooks when attached (and plainly in unit tests). */
@@ -158,18 +176,34 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
    * and the logits of the (global) batch; the caller disposes both.
    */
   async computeGradients(batch: ImageTextPairs): Promise<{ loss: Tensor; logits: Tensor }> {
+    await this.beforeGradients(batch);
+    try {
+      return await this.featureGradients(batch);
+    } finally {
+      this.afterGradients();
+    }
+  }
+
+  /** Called before each batch's gradients (self-distillation computes its teacher targets here). */
+  protected async beforeGradients(_batch: ImageTextPairs): Promise<void> {}
+  /** Called after each batch's gradients (releases what `beforeGradients` made). */
+  protected afterGradients(): void {}
+  /** Called after each optimizer step (self-distillation updates its EMA teacher here). */
+  protected afterOptimizerStep(): void {}
+
+  private async featureGradients(batch: ImageTextPairs): Promise<{ loss: Tensor; logits: Tensor }> {
     const { images, texts } = batch;
     const n = images.shape[0]!;
     const strategy = this.trainer?.strategy;
     const world = strategy?.worldSize ?? 1;
+    const heads = this.headParameters();
     if ((this.minibatchSize === 0 || this.minibatchSize >= n) && world === 1) {
       let kept: Tensor | null = null;
       const loss = this.backward(() => {
         const zi = F.normalize(this.model.encodeImage(images));
         const zt = F.normalize(this.model.encodeText(texts));
-        const scale = tf.exp(this.logitScale.variable);
-        kept = tf.keep(tf.mul(tf.matMul(zi, zt, false, true), scale));
-        return clipLossCore(zi, zt, scale);
+        kept = tf.keep(tf.mul(tf.matMul(zi, zt, false, true), tf.exp(this.logitScale.variable)));
+        return this.featureLoss(zi, zt, heads.map((p) => p.variable));
       });
       return { loss, logits: kept! };
     }
@@ -178,21 +212,19 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     const zt = this.cachedFeatures((x) => this.model.encodeText(x), texts, m);
     const allI = await this.gather(zi);
     const allT = await this.gather(zt);
-    const s = this.logitScale.variable;
-    const { value, grads } = tf.valueAndGrads((a: Tensor, b: Tensor, ls: Tensor) => clipLossCore(a, b, tf.exp(ls)))([allI, allT, s]);
-    const logits = tf.tidy(() => tf.mul(tf.matMul(allI, allT, false, true), tf.exp(s)));
-    const [gI, gT, gS] = grads as [Tensor, Tensor, Tensor];
+    const { value, grads } = tf.valueAndGrads((...xs: Tensor[]) => this.featureLoss(xs[0]!, xs[1]!, xs.slice(2)))([allI, allT, ...heads.map((p) => p.variable)]);
+    const logits = tf.tidy(() => tf.mul(tf.matMul(allI, allT, false, true), tf.exp(this.logitScale.variable)));
+    const [gI, gT, ...gHeads] = grads as Tensor[];
     // This rank's rows; ×world so DDP's averaging gives the global-batch gradient.
     const offset = (strategy?.globalRank ?? 0) * n;
-    const localI = tf.tidy(() => tf.mul(tf.slice(gI, offset, n), world));
-    const localT = tf.tidy(() => tf.mul(tf.slice(gT, offset, n), world));
+    const localI = tf.tidy(() => tf.mul(tf.slice(gI!, offset, n), world));
+    const localT = tf.tidy(() => tf.mul(tf.slice(gT!, offset, n), world));
     for (const [start, len] of chunks(n, m)) {
       this.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeImage(tf.slice(images, start, len))), tf.slice(localI, start, len)))).dispose();
       this.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeText(tf.slice(texts, start, len))), tf.slice(localT, start, len)))).dispose();
     }
-    if (this.logitScale.requiresGrad) this.logitScale.accumulateGrad(gS);
-    else gS.dispose();
-    tf.dispose([zi, zt, gI, gT, localI, localT]);
+    heads.forEach((p, i) => (p.requiresGrad ? p.accumulateGrad(gHeads[i]!) : gHeads[i]!.dispose()));
+    tf.dispose([zi, zt, gI!, gT!, localI, localT]);
     if (allI !== zi) tf.dispose([allI, allT]);
     return { loss: value, logits };
   }
@@ -206,6 +238,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     await opt!.step();
     for (const sched of this.lrSchedulers()) sched.step();
     this.clampLogitScale();
+    this.afterOptimizerStep();
     const acc = retrievalAccuracy(logits);
     logits.dispose();
     const bs = n * world;
