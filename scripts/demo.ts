@@ -72,9 +72,10 @@ async function main(argv: string[]): Promise<void> {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   console.log('');
   console.log(`Zero-shot classification of ${after.count} held-out images into ${scan.classNames.length} classes ("a red circle", "a blue cross", ...):`);
-  console.log(`  chance            top-1 ${pct(chance)}   top-5 ${pct(Math.min(1, 5 * chance))}`);
-  console.log(`  before training   top-1 ${pct(before.top1)}   top-5 ${pct(before.top5)}`);
-  console.log(`  after ${trainer.currentEpoch} epochs    top-1 ${pct(after.top1)}   top-5 ${pct(after.top5)}`);
+  const row = (label: string, top1: number, top5: number) => console.log(`  ${label.padEnd(18)} top-1 ${pct(top1).padStart(6)}   top-5 ${pct(top5).padStart(6)}`);
+  row('chance', chance, Math.min(1, 5 * chance));
+  row('before training', before.top1, before.top5);
+  row(`after ${trainer.currentEpoch} epochs`, after.top1, after.top5);
   console.log(`Trained ${trainer.globalStep} steps in ${minutes.toFixed(1)} min; logs and checkpoints in ${trainer.logDir}`);
   console.log(`TensorBoard: tensorboard --logdir ${path.join(root, 'lightning_logs')}`);
 }
