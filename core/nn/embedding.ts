@@ -1,6 +1,7 @@
 import { MisconfigurationError, showValue } from '../errors.js';
 import { tf, type Tensor } from '../tf.js';
 import { checkInt } from './checks.js';
+import * as F from './functional.js';
 import * as init from './init.js';
 import { Module, type Parameter, type TensorModule } from './module.js';
 
@@ -49,6 +50,6 @@ export class Embedding extends Module implements TensorModule {
 
   /** `indices` are integers (cast to int32 if needed) of any shape. */
   forward(indices: Tensor): Tensor {
-    return tf.tidy(() => tf.gather(this.weight.variable, indices.dtype === 'int32' ? indices : tf.cast(indices, 'int32')));
+    return tf.tidy(() => F.embedding(this.weight.variable, indices));
   }
 }
