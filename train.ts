@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Min } from 'class-validator';
 import { selectBackend } from './core/backend.js';
+import { tf } from './core/tf.js';
 import { Describe, renderConfigHelp, resolveConfig } from './core/config.js';
 import { MisconfigurationError } from './core/errors.js';
 import { seedEverything } from './core/random.js';
@@ -20,9 +21,19 @@ import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
 import { createClip } from './modules/clip/factory.js';
 import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
 import { ClipWrapper } from './modules/wrappers/clipWrapper.js';
+import { CustomClipWrapper } from './modules/wrappers/customClipWrapper.js';
+import { HfTokenizer } from './modules/text/hfTokenizer.js';
+import { loadHfTextEncoder } from './modules/text/pretrained.js';
+import { ResNet, resnet18, resnet34, resnet50, resnet101, resnet152 } from './modules/vision/resnet.js';
+import { loadTorchvisionResnet } from './modules/weights/torchvisionResnet.js';
+import { readWeightsAsTensors } from './modules/weights/readWeights.js';
+import type { TextTokenizer } from './modules/tokenizers/types.js';
 import { buildZeroShotCallback } from './eval.js';
 import './loggers/index.js';
 import './callbacks/index.js';
+
+/** Image encoders of `--image_encoder` (torchvision's ResNets, classifier head removed). */
+const RESNETS = { resnet18, resnet34, resnet50, resnet101, resnet152 } as const;
 
 /** Every flag of `train.ts` (train-CLIP's names; `--config` YAML/JSON files use the same keys). */
 export class TrainConfig {
@@ -57,6 +68,60 @@ export class TrainConfig {
   @Describe('JSON file of class names for --zeroshot_data') @IsOptional() @IsString() zeroshot_class_names?: string;
   @Describe('JSON file of prompt templates (default: the 80 OpenAI templates)') @IsOptional() @IsString() zeroshot_templates?: string;
   @Describe('show the progress bar') @IsBoolean() progress_bar = true;
+  @Describe('fine-tuning: image encoder (resnet18|resnet34|resnet50|resnet101|resnet152) instead of a CLIP tower') @IsOptional() @IsIn(Object.keys(RESNETS)) image_encoder?: string;
+  @Describe('fine-tuning: torchvision weights for --image_encoder (.pth/.bin/.safetensors)') @IsOptional() @IsString() image_weights?: string;
+  @Describe('fine-tuning: Hugging Face text encoder (hub id or local directory)') @IsOptional() @IsString() text_encoder?: string;
+  @Describe('fine-tuning: mean-pool word embeddings over the attention mask (else the CLS token)') @IsBoolean() avg_word_embs = false;
+  @Describe('fine-tuning: shared embedding size (default: the text hidden size)') @IsOptional() @IsInt() @Min(1) embed_dim?: number;
+  @Describe('fine-tuning: learning rate of the pretrained towers (default: --lr)') @IsOptional() @IsNumber() @Min(0) encoder_lr?: number;
+  @Describe('fine-tuning: freeze the image tower (LiT)') @IsBoolean() lock_image = false;
+  @Describe('fine-tuning: freeze the text tower') @IsBoolean() lock_text = false;
+  @Describe('fine-tuning: add self-distillation from an EMA teacher') @IsBoolean() self_distillation = false;
+  @Describe('fine-tuning: weight of the self-distillation KL term') @IsNumber() @Min(0) kl_coeff = 1.0;
+  @Describe('fine-tuning: text length in tokens') @IsInt() @Min(2) context_length = 77;
+}
+
+
+/** The fine-tuning model (train-CLIP's train_finetune.py): any image encoder + a HF text encoder. */
+async function buildFinetune(cfg: TrainConfig): Promise<{ model: ClipWrapper; tokenizer: TextTokenizer; imageSize: number }> {
+  if (!cfg.image_encoder || !cfg.text_encoder) {
+    throw new MisconfigurationError('Fine-tuning needs both `--image_encoder` (e.g. resnet50) and `--text_encoder` (a hub id or a local directory).');
+  }
+  const makeImage = async (): Promise<ResNet> => {
+    const net = RESNETS[cfg.image_encoder as keyof typeof RESNETS]({ numClasses: 0 });
+    if (cfg.image_weights) {
+      const sd = await readWeightsAsTensors(cfg.image_weights);
+      try {
+        loadTorchvisionResnet(net, sd);
+      } finally {
+        tf.dispose(Object.values(sd));
+      }
+    }
+    return net;
+  };
+  const text = (await loadHfTextEncoder(cfg.text_encoder)).model;
+  const tokenizer = await HfTokenizer.fromPretrained(cfg.text_encoder, { contextLength: cfg.context_length });
+  const image = await makeImage();
+  const teacher = cfg.self_distillation ? { imageEncoder: await makeImage(), textEncoder: (await loadHfTextEncoder(cfg.text_encoder)).model } : undefined;
+  const model = new CustomClipWrapper(image, text, {
+    imageDim: image.numFeatures,
+    textDim: text.hiddenSize,
+    embedDim: cfg.embed_dim,
+    avgWordEmbs: cfg.avg_word_embs,
+    padTokenId: tokenizer.padTokenId,
+    minibatchSize: cfg.minibatch_size,
+    lr: cfg.lr,
+    encoderLr: cfg.encoder_lr,
+    warmupSteps: cfg.warmup_steps,
+    weightDecay: cfg.weight_decay,
+    lockImage: cfg.lock_image,
+    lockText: cfg.lock_text,
+    selfDistillation: cfg.self_distillation,
+    klCoeff: cfg.kl_coeff,
+    teacher,
+    hparams: { ...cfg },
+  });
+  return { model, tokenizer, imageSize: cfg.image_size ?? 224 };
 }
 
 const USAGE = 'node dist/train.js --model_name ViT-B/32 --folder data/ [options]';
@@ -70,12 +135,30 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   }
   const cfg = resolved.config;
   if (!cfg.folder) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
-  const modelConfig = resolveModelConfig(cfg.model_name);
-  const imageSize = cfg.image_size ?? modelConfig.vision.imageSize;
   await selectBackend({ accelerator: cfg.accelerator });
   seedEverything(cfg.seed);
-
-  const tokenizer = ClipTokenizer.default();
+  const finetune = cfg.image_encoder !== undefined || cfg.text_encoder !== undefined;
+  let model: ClipWrapper;
+  let tokenizer: TextTokenizer;
+  let imageSize: number;
+  let contextLength: number;
+  if (finetune) {
+    ({ model, tokenizer, imageSize } = await buildFinetune(cfg));
+    contextLength = cfg.context_length;
+  } else {
+    const modelConfig = resolveModelConfig(cfg.model_name);
+    imageSize = cfg.image_size ?? modelConfig.vision.imageSize;
+    contextLength = modelConfig.text.contextLength;
+    tokenizer = ClipTokenizer.default();
+    model = new ClipWrapper(createClip(modelConfig, { imageSize }), {
+      minibatchSize: cfg.minibatch_size,
+      lr: cfg.lr,
+      warmupSteps: cfg.warmup_steps,
+      weightDecay: cfg.weight_decay,
+      resnet: isResNetConfig(modelConfig),
+      hparams: { ...cfg, image_size: imageSize },
+    });
+  }
   const datamodule = new ImageTextFolderDataModule({
     folder: cfg.folder,
     valFolder: cfg.val_folder,
@@ -85,28 +168,21 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     imageSize,
     seed: cfg.seed,
     tokenizer,
-    contextLength: modelConfig.text.contextLength,
-  });
-  const model = new ClipWrapper(createClip(modelConfig, { imageSize }), {
-    minibatchSize: cfg.minibatch_size,
-    lr: cfg.lr,
-    warmupSteps: cfg.warmup_steps,
-    weightDecay: cfg.weight_decay,
-    resnet: isResNetConfig(modelConfig),
-    hparams: { ...cfg, image_size: imageSize },
+    contextLength,
   });
   const callbacks: Callback[] = [
     new ModelCheckpoint({ saveLast: true, everyNTrainSteps: cfg.checkpoint_every_n_steps || null }),
     new LearningRateMonitor({ loggingInterval: 'step' }),
   ];
   if (cfg.zeroshot_data) {
+    if (!(tokenizer instanceof ClipTokenizer)) throw new MisconfigurationError('`--zeroshot_data` is supported with CLIP models (`--model_name`), not with `--text_encoder` yet.');
     callbacks.push(
       await buildZeroShotCallback({
         data: cfg.zeroshot_data,
         classNames: cfg.zeroshot_class_names,
         templates: cfg.zeroshot_templates,
         tokenizer,
-        contextLength: modelConfig.text.contextLength,
+        contextLength,
         imageSize,
         batchSize: cfg.batch_size,
       }),
