@@ -13,3 +13,8 @@ export * from './modules/clip/index.js';
 export * from './modules/tokenizers/index.js';
 export { ClipWrapper, chunks, type ClipWrapperOptions, type ContrastiveTowers, type ImageTextPairs } from './modules/wrappers/clipWrapper.js';
 export { ClipLoss, clipLossCore, retrievalAccuracy, type ClipLossOptions } from './modules/losses/clipLoss.js';
+export { CustomClipWrapper, DualEncoder, type CustomClipWrapperOptions, type DualEncoderOptions, type ImageEncoder, type TextEncoder } from './modules/wrappers/customClipWrapper.js';
+export { sinkhorn, klDivergence, distillationTargets, distillationLoss, type DistillationTargets } from './modules/losses/distillation.js';
+export * from './modules/text/index.js';
+export { ResNet, BasicBlock, resnet18, resnet34, resnet50, resnet101, resnet152, type ResNetOptions, type ResNetBlock } from './modules/vision/index.js';
+export * from './modules/weights/index.js';
