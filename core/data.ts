@@ -1,7 +1,7 @@
 import { tf, type Tensor } from './tf.js';
 import type { DataLoader } from './datamodule.js';
 import { MisconfigurationError } from './errors.js';
-import { Generator } from './random.js';
+import { checkShard, epochOrder, numBatches, shardLength } from './sampler.js';
 
 /** Options of {@link ArrayDataLoader}. */
 export interface ArrayDataLoaderOptions {
@@ -16,12 +16,15 @@ export interface ArrayDataLoaderOptions {
 /**
  * Batches of in-memory tensors (PyTorch's `DataLoader(TensorDataset(...))`): every field
  * of `data` is sliced along its first axis; batches are `{field: Tensor}`. Shuffling is
- * seeded by `seed` + epoch (`setEpoch`), so a resumed run replays the same order.
+ * seeded by `seed` + epoch (`setEpoch`), so a resumed run replays the same order; under DDP
+ * each rank reads its shard (`setDistributed`), as torch's DistributedSampler.
  *
  * @example new ArrayDataLoader({ x, y }, { batchSize: 8, shuffle: true })
  */
 export class ArrayDataLoader<K extends string = string> implements DataLoader<Record<K, Tensor>> {
   private epoch = 0;
+  private rank = 0;
+  private worldSize = 1;
   private readonly n: number;
 
   constructor(
@@ -38,18 +41,21 @@ export class ArrayDataLoader<K extends string = string> implements DataLoader<Re
   }
 
   get length(): number {
-    const b = this.options.batchSize;
-    return this.options.dropLast ? Math.floor(this.n / b) : Math.ceil(this.n / b);
+    return numBatches(shardLength(this.n, this.worldSize), this.options.batchSize, this.options.dropLast ?? false);
   }
 
   setEpoch(epoch: number): void {
     this.epoch = epoch;
   }
 
+  setDistributed(shard: { rank: number; worldSize: number }): void {
+    checkShard(shard.rank, shard.worldSize);
+    this.rank = shard.rank;
+    this.worldSize = shard.worldSize;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Record<K, Tensor>> {
-    const order = this.options.shuffle
-      ? new Generator((this.options.seed ?? 0) + this.epoch * 1_000_003).permutation(this.n)
-      : Array.from({ length: this.n }, (_, i) => i);
+    const order = epochOrder({ size: this.n, shuffle: this.options.shuffle ?? false, seed: this.options.seed ?? 0, epoch: this.epoch, rank: this.rank, worldSize: this.worldSize }).indices;
     const b = this.options.batchSize;
     for (let i = 0; i < this.length; i++) {
       const idx = order.slice(i * b, (i + 1) * b);

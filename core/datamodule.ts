@@ -10,6 +10,11 @@
 export interface DataLoader<B = unknown> extends AsyncIterable<B> {
   readonly length?: number;
   setEpoch?(epoch: number): void;
+  /**
+   * Restricts the loader to this process's shard (DistributedSampler semantics: disjoint,
+   * equal-length shards of each epoch's permutation). The Trainer calls it under DDP.
+   */
+  setDistributed?(shard: { rank: number; worldSize: number }): void;
 }
 
 /** The stages a DataModule is set up for. */

@@ -1,4 +1,4 @@
-import type { Tensor } from './tf.js';
+import type { Tensor, Variable } from './tf.js';
 import type { Parameter } from './nn/module.js';
 
 /**
@@ -31,6 +31,8 @@ export abstract class Strategy {
   async setup(): Promise<void> {}
   /** Makes every process start from rank 0's weights. */
   async broadcastParameters(_params: readonly Parameter[]): Promise<void> {}
+  /** Makes every process start from rank 0's buffers (BatchNorm running statistics). */
+  async broadcastBuffers(_buffers: readonly Variable[]): Promise<void> {}
   /** Averages `param.grad` across processes (before clipping and the optimizer step). */
   async reduceGradients(_params: readonly Parameter[]): Promise<void> {}
   /** Gathers `t` from every process along a new first axis... or returns it on one process. */
@@ -51,8 +53,8 @@ export abstract class Strategy {
   get distributedSamplerKwargs(): { rank: number; worldSize: number } {
     return { rank: this.globalRank, worldSize: this.worldSize };
   }
-  /** Disconnects (end of run or error). */
-  async teardown(): Promise<void> {}
+  /** Disconnects at the end of a run; `error` is the failure that ended it, if any (told to the other ranks). */
+  async teardown(_error?: unknown): Promise<void> {}
 }
 
 /** One process, one device: every collective is the identity. */

@@ -209,10 +209,13 @@ export class Trainer {
       this.trainDataloader = this.datamodule ? this.datamodule.trainDataloader() : ((data as Loaders).train ?? null);
       if (!this.trainDataloader) throw new MisconfigurationError('`fit` needs a train loader: a DataModule with `trainDataloader()` or `{ train }`.');
       this.valDataloader = this.datamodule ? this.datamodule.valDataloader() : ((data as Loaders).val ?? null);
+      this.shardLoaders(this.trainDataloader, this.valDataloader);
       this.configureOptimizers();
-      const ckpt = await this.resolveCkptPath(options.ckptPath ?? null);
+      // Rank 0 decides which file every rank resumes from ('last' may differ across nodes).
+      const ckpt = await this.strategy.broadcast(await this.resolveCkptPath(options.ckptPath ?? null));
       if (ckpt) await this.checkpointConnector.restore(ckpt);
       await this.strategy.broadcastParameters(module.parameters());
+      await this.strategy.broadcastBuffers(module.namedBuffers().map(([, b]) => b));
       for (const logger of this.strategy.isGlobalZero ? this.loggers : []) logger.logHyperparams({ ...module.hparams, ...(this.datamodule?.hparams ?? {}) });
       // RUN THE TRAINER
       await callCallbackHooks(this, 'onFitStart');
@@ -290,7 +293,8 @@ export class Trainer {
         ? stage === 'test' ? this.datamodule.testDataloader() : this.datamodule.valDataloader()
         : ((stage === 'test' ? (data as Loaders).test : (data as Loaders).val) ?? null);
       if (!loader) throw new MisconfigurationError(`\`${stage}\` needs a ${stage === 'test' ? 'test' : 'validation'} loader.`);
-      const ckpt = await this.resolveCkptPath(ckptPath);
+      this.shardLoaders(loader);
+      const ckpt = await this.strategy.broadcast(await this.resolveCkptPath(ckptPath));
       if (ckpt) await this.checkpointConnector.restore(ckpt, false);
       this.evaluating = true;
       this.testing = stage === 'test';
@@ -312,6 +316,7 @@ export class Trainer {
     this.callbacks = mergeModuleCallbacks(this.callbacks, module.configureCallbacks());
     await this.strategy.setup();
     let status: 'success' | 'failed' | 'interrupted' = 'success';
+    let failure: unknown = undefined;
     try {
       if (this.datamodule) {
         if (this.strategy.localRank === 0) await this.datamodule.prepareData();
@@ -322,6 +327,7 @@ export class Trainer {
       await body();
     } catch (err) {
       status = 'failed';
+      failure = err;
       for (const cb of this.callbacks) await cb.onException(this, module, err);
       throw err;
     } finally {
@@ -332,8 +338,22 @@ export class Trainer {
       // configureOptimizers again), or they would outlive every reference to them.
       for (const opt of this.optimizers) (opt as { dispose?: () => void }).dispose?.();
       this.optimizers = [];
-      await this.strategy.teardown();
+      await this.strategy.teardown(failure);
       this.stage = null;
+    }
+  }
+
+  /** Under DDP each rank reads its own shard of every loader (DistributedSampler semantics). */
+  private shardLoaders(...loaders: Array<DataLoader | null>): void {
+    if (this.strategy.worldSize <= 1) return;
+    for (const loader of loaders) {
+      if (!loader) continue;
+      if (!loader.setDistributed) {
+        throw new MisconfigurationError(
+          `A loader without \`setDistributed\` cannot be sharded across the ${this.strategy.worldSize} processes of \`strategy=${this.strategy.name}\`: implement it or shard the data yourself.`,
+        );
+      }
+      loader.setDistributed(this.strategy.distributedSamplerKwargs);
     }
   }
 

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { DataLoader } from '../core/datamodule.js';
 import { Generator } from '../core/random.js';
+import { checkShard } from '../core/sampler.js';
 import { tf } from '../core/tf.js';
 import type { DecodedImage, TransformPlan } from './decodeKernel.js';
 import type { DecodeOutcome, DecodePool } from './decodePool.js';
@@ -88,6 +89,13 @@ export class ImageTextLoader implements DataLoader<ImageTextBatch> {
   get length(): number {
     const o = this.options;
     return numBatches(shardLength(o.samples.length, o.worldSize), o.batchSize, o.dropLast);
+  }
+
+  /** Restricts the loader to one rank's shard (the Trainer calls this under DDP). */
+  setDistributed(shard: { rank: number; worldSize: number }): void {
+    checkShard(shard.rank, shard.worldSize);
+    this.options.rank = shard.rank;
+    this.options.worldSize = shard.worldSize;
   }
 
   /** Selects the epoch whose shuffle and draws the next iteration uses (seeded by seed + epoch). */

@@ -32,6 +32,13 @@ export const NATIVE_BACKEND_PRIORITY = 2.5;
 export class NativeBackend extends MathBackendCPU {
   /** Addon build facts (ISA, BLAS, threads) for logs and benchmarks. */
   readonly native: NativeInfo | null = nativeInfo();
+
+  constructor() {
+    super();
+    // MathBackendCPU prints "looks like you are running TensorFlow.js in Node.js ... install
+    // tfjs-node" on first use; that advice does not apply to this backend. The flag is private.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
 }
 
 /** Every kernel the native backend implements itself (the rest are the cpu kernels). */

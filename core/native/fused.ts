@@ -133,8 +133,11 @@ function ownedValues(backend: MathBackendCPU, v: Variable): Float32Array | null 
   if (!(data.values instanceof Float32Array)) return null;
   if (backend.refCount(v.dataId) > 1) {
     // tf.variable(t) and clones share storage with t: copy, or the update would change t too
-    v.assign(tf.tensor(Float32Array.from(data.values), v.shape, 'float32'));
-    return ownedValues(backend, v);
+    const fresh = tf.tensor(Float32Array.from(data.values), v.shape, 'float32');
+    v.assign(fresh);
+    fresh.dispose(); // the variable now holds the only reference
+    const own = backend.data.get(v.dataId).values;
+    return own instanceof Float32Array && backend.refCount(v.dataId) === 1 ? own : null;
   }
   return data.values;
 }

@@ -52,6 +52,29 @@ const slice: NativeKernel = {
   },
 };
 
+// tfjs' cpu SplitV calls its own JavaScript slice directly, so it needs a native version too
+// (the q/k/v split of every attention layer goes through it).
+const splitV: NativeKernel = {
+  kernelName: 'SplitV',
+  func: (inputs, attrs, backend, addon) => {
+    const x = input(inputs, 'x');
+    const xv = f32(backend, x);
+    if (!x || !xv) return null;
+    const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x, attrs.numOrSizeSplits as number[] | number, axis);
+    const xs = denseStrides(x.shape);
+    let start = 0;
+    return sizes.map((s) => {
+      const shape = x.shape.slice();
+      shape[axis] = s;
+      const out = new Float32Array(sizeOf(shape));
+      stridedCopy(addon, xv, start * xs[axis], xs, out, 0, denseStrides(shape), shape);
+      start += s;
+      return output(backend, shape, out);
+    });
+  },
+};
+
 const concat: NativeKernel = {
   kernelName: 'Concat',
   func: (inputs, attrs, backend, addon) => {
@@ -173,4 +196,4 @@ const unsortedSegmentSum: NativeKernel = {
 };
 
 /** The data-movement kernels of the native backend. */
-export const layoutKernels: NativeKernel[] = [transpose, slice, concat, padV2, broadcastTo, tile, gatherV2, unsortedSegmentSum];
+export const layoutKernels: NativeKernel[] = [transpose, slice, splitV, concat, padV2, broadcastTo, tile, gatherV2, unsortedSegmentSum];
