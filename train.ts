@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Min } from 'class-validator';
 import { selectBackend } from './core/backend.js';
 import { tf } from './core/tf.js';
@@ -15,6 +15,10 @@ import { Describe, renderConfigHelp, resolveConfig } from './core/config.js';
 import { MisconfigurationError } from './core/errors.js';
 import { seedEverything } from './core/random.js';
 import { Trainer } from './core/trainer.js';
+import type { Strategy } from './core/strategy.js';
+import { DDPStrategy } from './strategies/ddp/ddpStrategy.js';
+import { launchDdp, planDdpLaunch } from './strategies/ddp/launcher.js';
+import './strategies/index.js';
 import { Callback, ModelCheckpoint, LearningRateMonitor } from './callbacks/index.js';
 import { ImageTextFolderDataModule } from './datamodules/folder.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
@@ -57,7 +61,7 @@ export class TrainConfig {
   @Describe('nodes (with --strategy ddp)') @IsInt() @Min(1) num_nodes = 1;
   @Describe('rank of this node') @IsInt() @Min(0) node_rank = 0;
   @Describe('address of the rank-0 node') @IsString() master_addr = '127.0.0.1';
-  @Describe('port of the rank-0 rendezvous') @IsInt() @Min(1) master_port = 29500;
+  @Describe('port of the rank-0 rendezvous (default: MASTER_PORT, else a free port on one node)') @IsOptional() @IsInt() @Min(1) master_port?: number;
   @Describe('where logs and checkpoints go') @IsString() default_root_dir = '.';
   @Describe("resume from a checkpoint path, or 'last'") @IsOptional() @IsString() resume?: string;
   @Describe('random seed') @IsInt() @Min(0) seed = 42;
@@ -135,7 +139,23 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   }
   const cfg = resolved.config;
   if (!cfg.folder) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
-  await selectBackend({ accelerator: cfg.accelerator });
+  // As Lightning: several devices or nodes with the 'auto' strategy mean DDP.
+  const ddp = cfg.strategy === 'ddp' || (cfg.strategy === 'auto' && cfg.devices * cfg.num_nodes > 1);
+  let strategy: string | Strategy = cfg.strategy;
+  if (ddp) {
+    const flags = { devices: cfg.devices, numNodes: cfg.num_nodes, nodeRank: cfg.node_rank, masterAddr: cfg.master_addr, masterPort: cfg.master_port };
+    const plan = planDdpLaunch(flags);
+    if (plan.kind === 'spawn') {
+      // This process becomes the launcher: it starts one worker per device running this
+      // same script with the same flags, and exits with the first failure's code.
+      const result = await launchDdp({ ...plan.options, script: fileURLToPath(import.meta.url), args: [...argv] });
+      console.log(result.message);
+      process.exitCode = result.exitCode;
+      return null;
+    }
+    strategy = new DDPStrategy({ devices: cfg.devices, numNodes: cfg.num_nodes });
+  }
+  await selectBackend({ accelerator: cfg.accelerator, quiet: typeof strategy !== 'string' && !strategy.isGlobalZero });
   seedEverything(cfg.seed);
   const finetune = cfg.image_encoder !== undefined || cfg.text_encoder !== undefined;
   let model: ClipWrapper;
@@ -192,7 +212,7 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     maxEpochs: cfg.max_epochs,
     maxSteps: cfg.max_steps,
     precision: cfg.precision,
-    strategy: cfg.strategy,
+    strategy,
     defaultRootDir: path.resolve(cfg.default_root_dir),
     seed: cfg.seed,
     logEveryNSteps: cfg.log_every_n_steps,

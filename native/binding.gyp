@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "lightclip",
+      "sources": [
+        "src/addon.cc", "src/blas.cc", "src/dispatch.cc", "src/gemm.cc",
+        "src/isa_base.cc", "src/isa_avx2.cc", "src/isa_avx512.cc",
+        "src/ops_elementwise.cc", "src/ops_nn.cc", "src/threadpool.cc"
+      ],
+      "cflags_cc": [
+        "-std=c++17", "-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
+        "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas"
+      ],
+      "cflags_cc!": ["-fno-exceptions", "-O2"],
+      "ldflags": ["-pthread"],
+      "libraries": ["-ldl"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}
