@@ -1,0 +1,31 @@
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildForWorkers } from './fixtures/build.js';
+import { FIXTURES, parseResults, runWorkers, spawnNode } from './helpers.js';
+
+let build = '';
+beforeAll(async () => {
+  build = await buildForWorkers();
+});
+
+describe('CLIP under DDP', () => {
+  it('2 processes (batch 4 each, gradient caching in chunks of 2, features all-gathered) reach the weights of 1 process with batch 8', async () => {
+    const single = spawnNode([path.join(FIXTURES, 'clipWorker.mjs'), 'single'], { LC_BUILD: build });
+    const ddp = await runWorkers(build, 'clipWorker.mjs', 'ddp', { devices: 2 });
+    const exit = await single.exit;
+    expect(exit.code, single.err()).toBe(0);
+    expect(ddp.result.exitCode, ddp.stderr).toBe(0);
+    const [ref] = parseResults(single.out());
+    expect(ref!.step).toBe(6);
+    const ranks = ddp.results.sort((a, b) => a.rank - b.rank);
+    expect(ranks).toHaveLength(2);
+    const w = ref!.weights as number[];
+    for (const r of ranks) {
+      const rw = r.weights as number[];
+      expect(rw).toHaveLength(w.length);
+      rw.forEach((v, i) => expect(Math.abs(v - w[i]!), `rank ${r.rank} weight ${i}`).toBeLessThan(1e-5));
+      // The logged loss is the global-batch loss: the same as the one-process run's.
+      expect(Math.abs((r.loss as number) - (ref!.loss as number))).toBeLessThan(1e-5);
+    }
+  });
+});
