@@ -20,10 +20,14 @@ describe('CLIP under DDP', () => {
     const ranks = ddp.results.sort((a, b) => a.rank - b.rank);
     expect(ranks).toHaveLength(2);
     const w = ref!.weights as number[];
+    const g = ref!.grads as number[];
     for (const r of ranks) {
       const rw = r.weights as number[];
       expect(rw).toHaveLength(w.length);
       rw.forEach((v, i) => expect(Math.abs(v - w[i]!), `rank ${r.rank} weight ${i}`).toBeLessThan(1e-5));
+      const rg = r.grads as number[];
+      expect(rg).toHaveLength(g.length);
+      rg.forEach((v, i) => expect(Math.abs(v - g[i]!), `rank ${r.rank} grad ${i}: ${v} vs ${g[i]}`).toBeLessThan(1e-5 + 1e-4 * Math.abs(g[i]!)));
       // The logged loss is the global-batch loss: the same as the one-process run's.
       expect(Math.abs((r.loss as number) - (ref!.loss as number))).toBeLessThan(1e-5);
     }
