@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,18 +17,31 @@ let cachedRoot: string | null = null;
 export function packageRoot(): string {
   if (cachedRoot !== null) return cachedRoot;
   let dir = dirname(fileURLToPath(import.meta.url));
+  let nearest: string | null = null;
   for (;;) {
-    if (existsSync(join(dir, 'package.json'))) {
-      cachedRoot = dir;
-      return dir;
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      nearest ??= dir;
+      // A build directory may hold its own `{"type": "module"}` manifest: prefer lightclip's.
+      if (manifestName(manifest) === 'lightclip') return (cachedRoot = dir);
     }
     const parent = dirname(dir);
     if (parent === dir) {
+      if (nearest !== null) return (cachedRoot = nearest);
       throw new Error(
         `lightclip could not find its package root: no package.json at or above ${fileURLToPath(import.meta.url)}.`,
       );
     }
     dir = parent;
+  }
+}
+
+function manifestName(file: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return parsed && typeof parsed === 'object' && 'name' in parsed && typeof parsed.name === 'string' ? parsed.name : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -158,8 +158,11 @@ export class Trainer {
   }
   /** Where checkpoints go by default: the first logger's version dir, else the root dir. */
   get logDir(): string {
-    return this.logger?.logDir ?? this.options.defaultRootDir;
+    return this.sharedLogDir ?? this.logger?.logDir ?? this.options.defaultRootDir;
   }
+
+  /** Rank 0's log directory on every rank (asking a logger on another rank would claim a new version). */
+  private sharedLogDir: string | null = null;
   get defaultRootDir(): string {
     return this.options.defaultRootDir;
   }
@@ -315,6 +318,7 @@ export class Trainer {
     this.datamodule = data instanceof LightningDataModule ? data : null;
     this.callbacks = mergeModuleCallbacks(this.callbacks, module.configureCallbacks());
     await this.strategy.setup();
+    if (this.strategy.worldSize > 1) this.sharedLogDir = await this.strategy.broadcast(this.strategy.isGlobalZero ? this.logDir : null);
     let status: 'success' | 'failed' | 'interrupted' = 'success';
     let failure: unknown = undefined;
     try {
