@@ -11,12 +11,12 @@
 import 'reflect-metadata';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { IsIn, IsInt, IsOptional, IsString, Min } from 'class-validator';
 import { tf, type Tensor } from './core/tf.js';
 import { selectBackend } from './core/backend.js';
 import { loadSafetensorsAsTensors, writeSafetensors } from './core/checkpoint/safetensors.js';
 import { Describe, renderConfigHelp, resolveConfig } from './core/config.js';
+import { runIfMain } from './core/cli.js';
 import { MisconfigurationError } from './core/errors.js';
 import * as F from './core/nn/functional.js';
 import { assetPath } from './core/paths.js';
@@ -215,13 +215,4 @@ export async function main(argv: readonly string[]): Promise<unknown> {
   throw new MisconfigurationError(`Unknown command ${JSON.stringify(command)}. ${usage}`);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    if (err instanceof MisconfigurationError) {
-      console.error(`error: ${err.message}`);
-      process.exit(2);
-    }
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, main);

@@ -7,11 +7,12 @@
  */
 import 'reflect-metadata';
 import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Min } from 'class-validator';
 import { selectBackend } from './core/backend.js';
 import { tf } from './core/tf.js';
 import { Describe, renderConfigHelp, resolveConfig } from './core/config.js';
+import { runIfMain } from './core/cli.js';
 import { MisconfigurationError } from './core/errors.js';
 import { seedEverything } from './core/random.js';
 import { Trainer } from './core/trainer.js';
@@ -224,13 +225,4 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   return trainer;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    if (err instanceof MisconfigurationError) {
-      console.error(`error: ${err.message}`);
-      process.exit(2);
-    }
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, main);
