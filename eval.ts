@@ -9,12 +9,12 @@
  * lightclip `.ckpt` (its `state_dict.model.` prefix is stripped).
  */
 import 'reflect-metadata';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IsIn, IsInt, IsOptional, IsString, Min } from 'class-validator';
 import { tf, type Tensor } from './core/tf.js';
 import { selectBackend } from './core/backend.js';
-import { loadSafetensorsAsTensors, writeSafetensors } from './core/checkpoint/safetensors.js';
+import { writeSafetensors } from './core/checkpoint/safetensors.js';
 import { Describe, renderConfigHelp, resolveConfig } from './core/config.js';
 import { runIfMain } from './core/cli.js';
 import { MisconfigurationError } from './core/errors.js';
@@ -24,7 +24,7 @@ import { ZeroShotEval, zeroShotAccuracy, zeroShotClassifier, type TopKResult } f
 import { LabelledImageLoader, scanImageFolder } from './datamodules/imageFolder.js';
 import { clipEvalTransform } from './datamodules/transforms.js';
 import { resolveModelConfig } from './modules/clip/config.js';
-import { createClip } from './modules/clip/factory.js';
+import { createClip, loadClipWeights } from './modules/clip/factory.js';
 import type { CLIP } from './modules/clip/model.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
 
@@ -83,23 +83,10 @@ export async function buildZeroShotCallback(o: {
   });
 }
 
-/** Loads `--weights` into `model`: a safetensors state dict or a lightclip `.ckpt`. */
+/** Loads `--weights` into `model`: a safetensors state dict or a lightclip `.ckpt` (prefix detected). */
 export async function loadWeights(model: CLIP, file: string): Promise<void> {
-  const tensors = await loadSafetensorsAsTensors(file).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new MisconfigurationError(`\`--weights\`: ${JSON.stringify(file)} does not exist.`);
-    throw err;
-  });
-  const sd: Record<string, Tensor> = {};
-  for (const [k, v] of Object.entries(tensors)) {
-    if (k.startsWith('optimizer_states.') || k.startsWith('callbacks.')) continue;
-    const name = k.replace(/^state_dict\./, '').replace(/^model\./, '').replace(/^module\./, '');
-    sd[name] = v;
-  }
-  try {
-    model.loadStateDict(sd);
-  } finally {
-    tf.dispose(Object.values(tensors));
-  }
+  if (!existsSync(file)) throw new MisconfigurationError(`\`--weights\`: ${JSON.stringify(file)} does not exist.`);
+  await loadClipWeights(model, file);
 }
 
 class ZeroShotConfig {
