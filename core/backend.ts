@@ -59,6 +59,27 @@ const DESCRIPTIONS: Record<string, string> = {
 };
 
 let nativeProvider: (() => Promise<boolean>) | undefined;
+let current: BackendSelection | null = null;
+
+/** The backend `selectBackend` chose in this process, or null before the first selection. */
+export function currentBackend(): BackendSelection | null {
+  return current;
+}
+
+/**
+ * Selects a backend once per process: the Trainer calls it at the start of every run, so
+ * scripts get the best backend without calling `selectBackend` themselves, and a CLI that
+ * already selected one keeps it.
+ */
+export async function ensureBackend(options: SelectBackendOptions = {}): Promise<BackendSelection> {
+  if (current !== null) {
+    if ((options.accelerator ?? 'auto') === 'gpu' && current.description !== DESCRIPTIONS['gpu']) {
+      throw new MisconfigurationError(`\`accelerator\` is "gpu" but this process already runs on ${current.name}; select the backend before creating any model.`);
+    }
+    return current;
+  }
+  return selectBackend(options);
+}
 
 /**
  * Lets the native addon make its backend available. `provider` registers the
@@ -187,6 +208,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
   const instance = tf.backend() as unknown as { firstUse?: boolean };
   if ('firstUse' in instance) instance.firstUse = false;
 
+  current = chosen;
   if (!options.quiet) {
     const log = options.log ?? ((line: string): void => console.log(line));
     for (const w of warnings) log(`lightclip: warning: ${w}`);

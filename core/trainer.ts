@@ -17,6 +17,7 @@ import type { LightningModule } from './module.js';
 import type { Parameter } from './nn/module.js';
 import { clipGradNorm, clipGradValue } from './optim/clip.js';
 import { seedEverything } from './random.js';
+import { ensureBackend } from './backend.js';
 import { create, isRegistered } from './registry.js';
 import { SingleDeviceStrategy, type Strategy } from './strategy.js';
 import { normalizeOptimizerConfig, type OptimizerLike, type OptimizersAndSchedulers } from './types.js';
@@ -317,6 +318,7 @@ export class Trainer {
     this.shouldStop = false;
     this.datamodule = data instanceof LightningDataModule ? data : null;
     this.callbacks = mergeModuleCallbacks(this.callbacks, module.configureCallbacks());
+    await ensureBackend({ accelerator: this.options.accelerator, quiet: !this.strategy.isGlobalZero });
     await this.strategy.setup();
     if (this.strategy.worldSize > 1) this.sharedLogDir = await this.strategy.broadcast(this.strategy.isGlobalZero ? this.logDir : null);
     let status: 'success' | 'failed' | 'interrupted' = 'success';

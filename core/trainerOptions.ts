@@ -52,6 +52,8 @@ export interface TrainerOptions {
   strategy?: string | Strategy;
   /** '32-true' only: tfjs has no float16/bfloat16 dtype. */
   precision?: string;
+  /** 'auto' (best available backend), 'cpu' or 'gpu' (needs @tensorflow/tfjs-node-gpu). */
+  accelerator?: 'auto' | 'cpu' | 'gpu';
 }
 
 type Resolved = Required<Omit<TrainerOptions, 'logger' | 'callbacks' | 'strategy' | 'seed' | 'fastDevRun'>> & {
@@ -144,6 +146,12 @@ export function validateTrainerOptions(o: TrainerOptions): { resolved: Resolved 
       enableProgressBar: o.enableProgressBar ?? true,
       enableCheckpointing: o.enableCheckpointing ?? true,
       precision: '32-true',
+      accelerator: checkAccelerator(o.accelerator ?? 'auto'),
     },
   };
+}
+
+function checkAccelerator(a: unknown): 'auto' | 'cpu' | 'gpu' {
+  if (a !== 'auto' && a !== 'cpu' && a !== 'gpu') throw new MisconfigurationError(`\`accelerator\` must be 'auto', 'cpu' or 'gpu', got ${showValue(a)}.`);
+  return a;
 }
