@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Min } from 'class-validator';
 import { selectBackend } from './core/backend.js';
 import { tf } from './core/tf.js';
@@ -16,7 +16,10 @@ import { runIfMain } from './core/cli.js';
 import { MisconfigurationError } from './core/errors.js';
 import { seedEverything } from './core/random.js';
 import { Trainer } from './core/trainer.js';
+import { create } from './core/registry.js';
+import type { LightningDataModule } from './core/datamodule.js';
 import type { Strategy } from './core/strategy.js';
+import type { LightningModule } from './core/module.js';
 import { DDPStrategy } from './strategies/ddp/ddpStrategy.js';
 import { launchDdp, planDdpLaunch } from './strategies/ddp/launcher.js';
 import './strategies/index.js';
@@ -73,6 +76,11 @@ export class TrainConfig {
   @Describe('JSON file of class names for --zeroshot_data') @IsOptional() @IsString() zeroshot_class_names?: string;
   @Describe('JSON file of prompt templates (default: the 80 OpenAI templates)') @IsOptional() @IsString() zeroshot_templates?: string;
   @Describe('show the progress bar') @IsBoolean() progress_bar = true;
+  @Describe('a LightningModule registered by name (`@registerClass(\'model\', name)`) instead of CLIP') @IsOptional() @IsString() model?: string;
+  @Describe('JSON options passed to --model\'s constructor') @IsOptional() @IsString() model_args?: string;
+  @Describe('a LightningDataModule registered by name (default: folder, built from --folder ...)') @IsOptional() @IsString() datamodule?: string;
+  @Describe('JSON options passed to --datamodule\'s constructor') @IsOptional() @IsString() datamodule_args?: string;
+  @Describe('JavaScript module(s) to import first, so their decorators register models/datamodules') @IsOptional() @IsString({ each: true }) import?: string[];
   @Describe('fine-tuning: image encoder (resnet18|resnet34|resnet50|resnet101|resnet152) instead of a CLIP tower') @IsOptional() @IsIn(Object.keys(RESNETS)) image_encoder?: string;
   @Describe('fine-tuning: torchvision weights for --image_encoder (.pth/.bin/.safetensors)') @IsOptional() @IsString() image_weights?: string;
   @Describe('fine-tuning: Hugging Face text encoder (hub id or local directory)') @IsOptional() @IsString() text_encoder?: string;
@@ -139,7 +147,9 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     return null;
   }
   const cfg = resolved.config;
-  if (!cfg.folder) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
+  for (const file of toArray(cfg.import)) await import(pathToFileURL(path.resolve(file)).href);
+  const custom = cfg.datamodule !== undefined && cfg.datamodule !== 'folder';
+  if (!cfg.folder && !custom) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
   // As Lightning: several devices or nodes with the 'auto' strategy mean DDP.
   const ddp = cfg.strategy === 'ddp' || (cfg.strategy === 'auto' && cfg.devices * cfg.num_nodes > 1);
   let strategy: string | Strategy = cfg.strategy;
@@ -159,11 +169,17 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   await selectBackend({ accelerator: cfg.accelerator, quiet: typeof strategy !== 'string' && !strategy.isGlobalZero });
   seedEverything(cfg.seed);
   const finetune = cfg.image_encoder !== undefined || cfg.text_encoder !== undefined;
-  let model: ClipWrapper;
+  let model: LightningModule;
   let tokenizer: TextTokenizer;
   let imageSize: number;
   let contextLength: number;
-  if (finetune) {
+  if (cfg.model !== undefined) {
+    // Any registered LightningModule (Lightning's `--model`); its own hparams, its own loss.
+    model = create<LightningModule>('model', cfg.model, jsonArgs(cfg.model_args, '--model_args'), '--model');
+    tokenizer = ClipTokenizer.default();
+    imageSize = cfg.image_size ?? 224;
+    contextLength = cfg.context_length;
+  } else if (finetune) {
     ({ model, tokenizer, imageSize } = await buildFinetune(cfg));
     contextLength = cfg.context_length;
   } else {
@@ -180,17 +196,19 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
       hparams: { ...cfg, image_size: imageSize },
     });
   }
-  const datamodule = new ImageTextFolderDataModule({
-    folder: cfg.folder,
-    valFolder: cfg.val_folder,
-    valFraction: cfg.val_fraction,
-    batchSize: cfg.batch_size,
-    numWorkers: cfg.num_workers,
-    imageSize,
-    seed: cfg.seed,
-    tokenizer,
-    contextLength,
-  });
+  const datamodule = custom
+    ? create<LightningDataModule>('datamodule', cfg.datamodule!, jsonArgs(cfg.datamodule_args, '--datamodule_args'), '--datamodule')
+    : new ImageTextFolderDataModule({
+        folder: cfg.folder,
+        valFolder: cfg.val_folder,
+        valFraction: cfg.val_fraction,
+        batchSize: cfg.batch_size,
+        numWorkers: cfg.num_workers,
+        imageSize,
+        seed: cfg.seed,
+        tokenizer,
+        contextLength,
+      });
   const callbacks: Callback[] = [
     new ModelCheckpoint({ saveLast: true, everyNTrainSteps: cfg.checkpoint_every_n_steps || null }),
     new LearningRateMonitor({ loggingInterval: 'step' }),
@@ -223,6 +241,21 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   });
   await trainer.fit(model, datamodule, { ckptPath: cfg.resume ?? null });
   return trainer;
+}
+
+function toArray(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function jsonArgs(text: string | undefined, flag: string): Record<string, unknown> {
+  if (text === undefined) return {};
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw new MisconfigurationError(`\`${flag}\` must be a JSON object such as '{"hidden": 16}', got ${JSON.stringify(text)}.`);
 }
 
 runIfMain(import.meta.url, main);
