@@ -60,7 +60,7 @@ function describedKeys(proto: object | null): Map<string, string> {
 
 /**
  * The runtime type of a field. `design:type` is only emitted for annotated fields (`lr = 1e-3`
- * has none under SWC and `Object` under tsc), so fall back to the default's type, then to
+ * may have none, or `Object` under tsc), so fall back to the default's type, then to
  * the validators (`@IsInt()` → Number).
  */
 function fieldType(designType: unknown, defaultValue: unknown, validators: readonly ValidatorInfo[]): unknown {
