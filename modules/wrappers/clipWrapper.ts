@@ -113,9 +113,10 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
       eps: this.opts.eps ?? (resnet ? 1e-8 : 1e-6),
       weightDecay: this.opts.weightDecay,
     });
-    // The schedule's length is the number of optimizer steps of the whole fit, computed
-    // from the loader length, the epochs and accumulation (train-CLIP divided the dataset
-    // size by the batch size *and* the GPU count once too often).
+    // The schedule's length is the number of optimizer steps of the whole fit, from the
+    // loader's batch count (already per rank), the epochs and accumulation. train-CLIP's
+    // `num_training_steps` divided len(train_dataloader) — a batch count — by the batch size
+    // again, so its cosine decay ended batch_size times too early.
     const total = this.opts.totalSteps ?? this.trainer?.estimatedSteppingBatches ?? 1;
     const warmup = Math.min(this.opts.warmupSteps, Math.max(0, total - 1));
     const scheduler = new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) });
