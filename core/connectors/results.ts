@@ -111,35 +111,32 @@ export class ResultCollection {
 
   /** Values of the last step for `onStep` keys; clears the step values. */
   async stepMetrics(): Promise<MetricsSplit> {
-    const out: MetricsSplit = { logger: {}, progBar: {}, callback: {} };
-    const synced = await this.syncValues([...this.entries.values()].filter((e) => e.onStep && e.step !== null), (e) => e.step!);
-    for (const e of this.entries.values()) {
-      if (!e.onStep || e.step === null) continue;
-      const v = synced[e.name]!;
-      const key = e.onEpoch ? `${e.name}_step` : e.name;
-      if (e.logger) out.logger[key] = v;
-      if (e.progBar) out.progBar[key] = v;
-      out.callback[key] = v;
-      out.callback[e.name] = v;
-      e.step = null;
-    }
+    const entries = [...this.entries.values()].filter((e) => e.onStep && e.step !== null);
+    const out = await this.split(entries, (e) => e.step!, (e) => (e.onEpoch ? `${e.name}_step` : e.name));
+    for (const e of entries) e.step = null;
     return out;
   }
 
   /** Epoch reductions for `onEpoch` keys; resets the collection. */
   async epochMetrics(): Promise<MetricsSplit> {
-    const out: MetricsSplit = { logger: {}, progBar: {}, callback: {} };
     const entries = [...this.entries.values()].filter((e) => e.onEpoch && e.count > 0);
-    const synced = await this.syncValues(entries, reduceEntry);
+    const out = await this.split(entries, reduceEntry, (e) => (e.onStep ? `${e.name}_epoch` : e.name));
+    this.entries.clear();
+    return out;
+  }
+
+  /** Reduces `entries` across processes and files each value under its logger key and its plain name. */
+  private async split(entries: Entry[], valueOf: (e: Entry) => number, keyOf: (e: Entry) => string): Promise<MetricsSplit> {
+    const out: MetricsSplit = { logger: {}, progBar: {}, callback: {} };
+    const synced = await this.syncValues(entries, valueOf);
     for (const e of entries) {
       const v = synced[e.name]!;
-      const key = e.onStep ? `${e.name}_epoch` : e.name;
+      const key = keyOf(e);
       if (e.logger) out.logger[key] = v;
       if (e.progBar) out.progBar[key] = v;
       out.callback[key] = v;
       out.callback[e.name] = v;
     }
-    this.entries.clear();
     return out;
   }
 
