@@ -2,11 +2,15 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { MisconfigurationError } from './errors.js';
 
+/** Error classes (by name, to keep this file free of imports from above core) that report bad input. */
+const USER_ERRORS = new Set(['StateDictError', 'SafetensorsError', 'UnsafePickleError', 'TorchCheckpointError', 'HubDownloadError']);
+
 /**
  * Runs `main(process.argv.slice(2))` when the module at `moduleUrl` is the script node was
  * started with (Python's `if __name__ == '__main__'`), so CLIs can also be imported by
- * tests. A `MisconfigurationError` prints one `error: ...` line and exits with 2 (bad
- * usage, as argparse does); anything else prints its stack and exits with 1.
+ * tests. Bad input (a `MisconfigurationError`, or a weights file that does not fit) prints
+ * one `error: ...` line and exits with 2, as argparse does; anything else prints its stack
+ * and exits with 1.
  */
 export function runIfMain(moduleUrl: string, main: (argv: readonly string[]) => Promise<unknown>): void {
   const script = process.argv[1];
@@ -19,7 +23,9 @@ export function runIfMain(moduleUrl: string, main: (argv: readonly string[]) => 
   }
   if (moduleUrl !== pathToFileURL(resolved).href && moduleUrl !== pathToFileURL(script).href) return;
   main(process.argv.slice(2)).catch((err: unknown) => {
-    if (err instanceof MisconfigurationError) {
+    // Bad input (flags, configs, weight files that do not fit) is the user's to fix: one
+    // readable line, no stack.
+    if (err instanceof MisconfigurationError || (err instanceof Error && USER_ERRORS.has(err.name))) {
       console.error(`error: ${err.message}`);
       process.exit(2);
     }
