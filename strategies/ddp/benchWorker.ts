@@ -46,6 +46,8 @@ class RandomLoader implements DataLoader<XY> {
   async *[Symbol.asyncIterator](): AsyncIterator<XY> {
     for (let i = 0; i < this.length; i++) yield { x: tf.randomNormal([this.batch, this.width], 0, 1, 'float32', i), y: tf.randomNormal([this.batch, 1], 0, 1, 'float32', i + 1) };
   }
+  /** Random data is the same on every rank: the per-rank batch is already this rank's share. */
+  setDistributed(): void {}
 }
 
 /** Times the steps after `warmup`. */
