@@ -1,11 +1,15 @@
 /**
  * `npm run bench`: (a) GEMM GFLOP/s by size for tfjs cpu, lightclip-cpu (BLAS and built-in GEMM)
- * and PyTorch; (b) training steps (scripts/bench/steps.ts) in pairs per second for lightclip-cpu
- * and PyTorch (and tfjs cpu where it is fast enough); (c) the peak RSS of each, every
- * measurement in its own process. Writes bench/results.json and bench/results.md.
+ * and PyTorch; (b) CLIP training steps (scripts/bench/clip_step.ts: the real model in the real
+ * ClipWrapper with AdamW) against the same architecture in PyTorch (torch_clip.py), and
+ * transformer-block steps (steps.ts), in pairs per second; (c) the peak RSS of each, every
+ * measurement in its own process; (d) DDP on loopback (strategies/ddp/bench.ts). Writes
+ * bench/results.json and bench/results.md.
  *
- * Options: --quick (fewer sizes and steps), --no-torch. PyTorch runs with /usr/bin/python3 when
- * `import torch` works there (Debian: apt-get install python3-torch); otherwise it is skipped.
+ * Options: --quick (fewer sizes and steps, small CLIP only), --no-torch, --no-ddp,
+ * --only=clip|gemm|steps|ddp (one section; repeatable). PyTorch runs with /usr/bin/python3
+ * when `import torch` works there (Debian: apt-get install python3-torch); otherwise it is
+ * skipped with a message.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -15,9 +19,12 @@ import { fileURLToPath } from 'node:url';
 
 import { runChild } from './bench/children.js';
 import { renderMarkdown } from './bench/report.js';
-import type { BenchResults, GemmRow, StepRow } from './bench/report.js';
+import type { BenchResults, ClipStepRow, GemmRow, StepRow } from './bench/report.js';
+import { CLIP_STEPS } from './bench/clip_step.js';
 import { STEP_BENCHMARKS } from './bench/steps.js';
 import { defaultNumThreads } from '../core/native/addon.js';
+import { benchDdp } from '../strategies/ddp/bench.js';
+import type { DdpBenchResult } from '../strategies/ddp/bench.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -41,9 +48,61 @@ function node(args: string[], env: NodeJS.ProcessEnv = {}): Record<string, unkno
   return runJson(process.execPath, [fileURLToPath(import.meta.url), '--child', ...args], env);
 }
 
-function torchAvailable(): boolean {
-  if (process.argv.includes('--no-torch') || !existsSync(PYTHON)) return false;
-  return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+/** PyTorch's version when `import torch` works under /usr/bin/python3, else null. */
+function torchVersion(): string | null {
+  if (process.argv.includes('--no-torch') || !existsSync(PYTHON)) return null;
+  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** Whether a section runs (`--only=` limits them; none given = all). */
+function wanted(section: string): boolean {
+  const only = process.argv.filter((a) => a.startsWith('--only=')).map((a) => a.slice(7));
+  return only.length === 0 || only.includes(section);
+}
+
+/**
+ * CLIP steps: each benchmark alternates lightclip and PyTorch for `rounds` rounds (a burst of
+ * outside load then hits both), keeping each side's best median.
+ */
+function benchClip(root: string, threads: number, haveTorch: boolean, quick: boolean, env: NodeJS.ProcessEnv): ClipStepRow[] {
+  const rows: ClipStepRow[] = [];
+  const torchScript = join(root, 'scripts', 'bench', 'torch_clip.py');
+  const rounds = quick ? 1 : 2;
+  const add = (spec: (typeof CLIP_STEPS)[number], backend: string, r: Record<string, unknown> | null) => {
+    if (!r) return;
+    const row: ClipStepRow = {
+      name: spec.name, description: spec.description, backend, batch: spec.batch, paramCount: Number(r.paramCount),
+      medianSec: Number(r.medianSec), minSec: Number(r.minSec), pairsPerSec: Number(r.pairsPerSec),
+      peakRssMB: Number(r.peakRssMB), times: (r.times as number[] | undefined) ?? [],
+    };
+    const prev = rows.find((x) => x.name === spec.name && x.backend === backend);
+    if (!prev) rows.push(row);
+    else {
+      if (row.medianSec < prev.medianSec) Object.assign(prev, { ...row, minSec: Math.min(row.minSec, prev.minSec) });
+      else prev.minSec = Math.min(row.minSec, prev.minSec);
+    }
+  };
+  for (const spec of CLIP_STEPS) {
+    if (quick && spec.name !== 'clip-small-vit-b16') continue;
+    const reps = quick ? 3 : spec.name.includes('small') ? 10 : 5;
+    for (let round = 0; round < rounds; round++) {
+      console.log(`CLIP step ${spec.name}, round ${round + 1}/${rounds}...`);
+      add(spec, 'lightclip-cpu', node(['clip', 'backend=lightclip-cpu', `name=${spec.name}`, `reps=${reps}`], env));
+      if (haveTorch) add(spec, 'pytorch', runJson(PYTHON, [torchScript, `--name=${spec.name}`, `--threads=${threads}`, `--reps=${reps}`]));
+    }
+  }
+  return rows;
+}
+
+/** Names of the CLIP benchmarks whose two models differ in parameter count. */
+function paramMismatches(rows: ClipStepRow[]): string[] {
+  const out: string[] = [];
+  for (const name of new Set(rows.map((r) => r.name))) {
+    const counts = new Set(rows.filter((r) => r.name === name).map((r) => r.paramCount));
+    if (counts.size > 1) out.push(`${name} (${[...counts].join(' vs ')})`);
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -51,8 +110,9 @@ async function main(): Promise<void> {
   const threads = defaultNumThreads();
   const root = projectRoot();
   const torchScript = join(root, 'scripts', 'bench', 'torch_bench.py');
-  const haveTorch = torchAvailable();
-  if (!haveTorch) console.log('PyTorch not available (/usr/bin/python3 -c "import torch" failed): skipping its side');
+  const torch = torchVersion();
+  const haveTorch = torch !== null;
+  if (!haveTorch) console.log('PyTorch not available (/usr/bin/python3 -c "import torch" failed or --no-torch): skipping its side');
   const sizes = quick ? ['128', '512', '1024'] : ['64', '128', '256', '512', '1024', '2048', '1600x2304x768', '1600x3072x768', '1600x768x3072'];
   const tfjsSizes = sizes.filter((s) => Number(s.split('x')[0]) <= 512);
   const env = { LIGHTCLIP_NUM_THREADS: String(threads) };
@@ -70,7 +130,15 @@ async function main(): Promise<void> {
     }
   };
   let nativeReport: Record<string, unknown> | null = null;
-  for (let round = 0; round < rounds; round++) {
+  const clip = wanted('clip') ? benchClip(root, threads, haveTorch, quick, env) : [];
+  const mismatches = paramMismatches(clip);
+  if (mismatches.length) {
+    console.error(`ERROR: lightclip and PyTorch CLIP models differ in parameter count: ${mismatches.join(', ')}`);
+    process.exitCode = 1;
+  } else if (clip.length && haveTorch) {
+    console.log('CLIP parameter counts equal on both sides');
+  }
+  for (let round = 0; round < (wanted('gemm') ? rounds : 0); round++) {
     console.log(`GEMM (${threads} threads), round ${round + 1}/${rounds}...`);
     const nat = node(['gemm', 'backend=lightclip-cpu', `sizes=${sizes.join(',')}`], env);
     nativeReport ??= (nat?.native as Record<string, unknown> | undefined) ?? null;
@@ -84,7 +152,7 @@ async function main(): Promise<void> {
   const steps: StepRow[] = [];
   const reps = quick ? 3 : 5;
   for (const b of STEP_BENCHMARKS) {
-    if (quick && b.name !== 'vit-b32-block') continue;
+    if ((quick && b.name !== 'vit-b32-block') || !wanted('steps')) continue;
     const add = (backend: string, r: Record<string, unknown> | null) => {
       if (!r) return;
       const row: StepRow = { name: b.name, backend, pairsPerStep: b.pairsPerStep, medianSec: Number(r.medianSec), minSec: Number(r.minSec), pairsPerSec: Number(r.pairsPerSec), peakRssMB: Number(r.peakRssMB) };
@@ -101,12 +169,31 @@ async function main(): Promise<void> {
     }
   }
 
+  let ddp: DdpBenchResult | null = null;
+  let ddpError: string | null = null;
+  if (wanted('ddp') && !process.argv.includes('--no-ddp')) {
+    console.log('DDP on loopback...');
+    try {
+      ddp = await benchDdp(quick ? { sizes: [1_000_000], repeats: 2, trainSteps: 10 } : {});
+    } catch (err) {
+      // reported in the results rather than losing the other sections
+      ddpError = (err as Error).message.split('\n').find((l) => l.includes('Error:')) ?? (err as Error).message.split('\n')[0];
+      console.warn(`  DDP bench failed: ${ddpError}`);
+    }
+  }
+
+  // without the GEMM section, one tiny GEMM child still reports the addon's ISA and BLAS
+  nativeReport ??= (node(['gemm', 'backend=lightclip-cpu', 'sizes=64', 'budget=0.01'], env)?.native as Record<string, unknown> | undefined) ?? null;
   const results: BenchResults = {
     date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads, loadavg: loadavg(), node: process.version },
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads, loadavg: loadavg(), node: process.version, torch },
     native: nativeReport,
     gemm,
     steps,
+    clip,
+    paramMismatches: mismatches,
+    ddp,
+    ddpError,
   };
   const outDir = join(root, 'bench');
   mkdirSync(outDir, { recursive: true });

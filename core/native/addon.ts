@@ -38,6 +38,12 @@ export interface NativeAddon {
   col2im(cols: Float32Array, dx: Float32Array, geom: Int32Array): void;
   gather(x: Float32Array, idx: Int32Array, out: Float32Array, outer: number, n: number, inner: number): number;
   segmentSum(x: Float32Array, ids: Int32Array, out: Float32Array, inner: number, numSegments: number): void;
+  pool2d(x: Float32Array, out: Float32Array, geom: Int32Array, mode: number): void;
+  pool2dGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geom: Int32Array, mode: number, avgScale: number): void;
+  batchNorm(x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, y: Float32Array, mean: Float32Array,
+    variance: Float32Array, rows: number, cols: number, eps: number): void;
+  batchNormGrad(x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, variance: Float32Array,
+    dx: Float32Array, dgamma: Float32Array | null, dbeta: Float32Array | null, rows: number, cols: number, eps: number): void;
 }
 
 /** What the addon reported at initialisation. */

@@ -4,7 +4,8 @@
  * tfjs registers them per kernel name, whatever the backend.
  */
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import type { DataId, DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import type { backend_util } from '@tensorflow/tfjs';
 
 import { tf } from '../tf.js';
 import type { NativeAddon, NativeInfo } from './addon.js';
@@ -14,10 +15,14 @@ import { elementwiseKernels } from './kernels_elementwise.js';
 import { fusedKernels } from './kernels_fused.js';
 import { layoutKernels } from './kernels_layout.js';
 import { matmulKernels } from './kernels_matmul.js';
+import { poolKernels } from './kernels_pool.js';
 import { reduceKernels } from './kernels_reduce.js';
+import { bufferPool } from './pool.js';
 
 export { setNumThreads, setBlasEnabled, nativeInfo, addonLoadError, defaultNumThreads } from './addon.js';
 export type { NativeInfo } from './addon.js';
+export { bufferPool } from './pool.js';
+export type { PoolStats } from './pool.js';
 
 /** Name under which the native backend is registered with tfjs. */
 export const NATIVE_BACKEND_NAME = 'lightclip-cpu';
@@ -39,11 +44,41 @@ export class NativeBackend extends MathBackendCPU {
     // tfjs-node" on first use; that advice does not apply to this backend. The flag is private.
     (this as unknown as { firstUse: boolean }).firstUse = false;
   }
+
+  // The four hooks below keep the output-buffer pool (pool.ts) told of every tensor made on,
+  // read out of, and deleted from an array it allocated.
+
+  override write(values: backend_util.BackendValues, shape: number[], dtype: DataType): DataId {
+    bufferPool.bind(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(dataId: DataId, values: backend_util.BackendValues, shape: number[], dtype: DataType, refCount: number): void {
+    bufferPool.bind(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: DataId): backend_util.BackendValues {
+    if (this.data.has(dataId)) bufferPool.escape(this.data.get(dataId).values);
+    return super.readSync(dataId);
+  }
+
+  override read(dataId: DataId): Promise<backend_util.BackendValues> {
+    if (this.data.has(dataId)) bufferPool.escape(this.data.get(dataId).values);
+    return super.read(dataId);
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const done = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) bufferPool.release(values);
+    return done;
+  }
 }
 
 /** Every kernel the native backend implements itself (the rest are the cpu kernels). */
 export const nativeKernels: readonly NativeKernel[] = [
-  ...matmulKernels, ...elementwiseKernels, ...layoutKernels, ...reduceKernels, ...fusedKernels,
+  ...matmulKernels, ...elementwiseKernels, ...layoutKernels, ...reduceKernels, ...fusedKernels, ...poolKernels,
 ];
 
 /** Kernel names served natively (for tests, benchmarks and logs). */

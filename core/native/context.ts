@@ -7,6 +7,7 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 
 import type { NativeAddon } from './addon.js';
+import { bufferPool } from './pool.js';
 
 /** A kernel's inputs as tfjs passes them (a name map; Concat and AddN get an array). */
 export type KernelInputs = Record<string, TensorInfo> | TensorInfo[];
@@ -45,6 +46,20 @@ export function i32Values(backend: MathBackendCPU, t: TensorInfo | undefined): I
   if (!t || t.dtype !== 'int32') return null;
   const v = backend.data.get(t.dataId).values;
   return v instanceof Int32Array ? v : null;
+}
+
+/**
+ * An output array of `n` floats from the recycling pool (pool.ts). Its contents are arbitrary
+ * unless `zero`: kernels that accumulate into their output or leave parts of it unwritten
+ * (padding, scatter) must ask for zeros.
+ */
+export function alloc(n: number, zero = false): Float32Array {
+  return bufferPool.alloc(n, zero);
+}
+
+/** Give a scratch array from {@link alloc} that no tensor holds back to the pool. */
+export function recycle(values: Float32Array): void {
+  bufferPool.recycle(values);
 }
 
 /** A new float32 tensor owning `values`. */

@@ -9,6 +9,7 @@ import { tf } from '../tf.js';
 import { loadAddon } from './addon.js';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { FusedKernelName, GeluKindCode } from './kernels_fused.js';
+import { bufferPool } from './pool.js';
 
 const NATIVE = 'lightclip-cpu';
 
@@ -109,6 +110,97 @@ export function scaledSoftmax(x: Tensor, scale = 1, log = false): Tensor {
   return f(x);
 }
 
+/** What {@link batchNormTrain} returns: the output and the batch statistics per channel. */
+export interface BatchNormResult {
+  y: Tensor;
+  /** Batch mean per channel `[C]` (no gradient flows back through it). */
+  mean: Tensor;
+  /** Biased batch variance per channel `[C]` (no gradient flows back through it). */
+  variance: Tensor;
+}
+
+/** Reference {@link batchNormTrain} from tf ops (also the fallback), as core/nn's BatchNorm computes it. */
+export function batchNormComposed(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): BatchNormResult {
+  return tf.tidy(() => {
+    const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+    const { mean, variance } = tf.moments(x, axes);
+    let scale = tf.rsqrt(tf.add(variance, eps));
+    if (gamma) scale = tf.mul(scale, gamma);
+    let shift = tf.neg(tf.mul(mean, scale));
+    if (beta) shift = tf.add(shift, beta);
+    return { y: tf.add(tf.mul(x, scale), shift), mean, variance };
+  });
+}
+
+/**
+ * Training-mode batch normalisation over every axis but the last (channels-last, as
+ * core/nn's BatchNorm): `y = (x - mean) / sqrt(var + eps) * gamma + beta` with the batch's
+ * mean and biased variance. On `lightclip-cpu` one native kernel each way (statistics and
+ * output in three passes over x; the gradient in two), where the composition saves half a
+ * dozen full-size intermediates for backprop. Running statistics are the caller's business.
+ */
+export function batchNormTrain(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): BatchNormResult {
+  if (!nativeActive() || x.rank === 0 || !gamma || !beta) return batchNormComposed(x, gamma, beta, eps);
+  let stats: Tensor[] = [];
+  const f = tf.customGrad(((xi: Tensor, g: Tensor, b: Tensor, save: GradSaveFunc): Grad => {
+    const [y, mean, variance] = run(FusedKernelName.BatchNorm, { x: xi, gamma: g, beta: b }, { eps });
+    save([xi, g, mean, variance]);
+    // tfjs runs this function inside a tidy that frees whatever it does not return
+    stats = [tf.keep(mean), tf.keep(variance)];
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [sx, sg, sm, sv] = saved;
+        return run(FusedKernelName.BatchNormGrad, { x: sx, dy, gamma: sg, mean: sm, variance: sv }, { eps });
+      },
+    };
+  }) as CustomFn);
+  const y = f(x, gamma, beta);
+  // clones (shared data) belong to the caller's scope like any op output; the kept originals go
+  const out = { y, mean: tf.clone(stats[0]!), variance: tf.clone(stats[1]!) };
+  tf.dispose(stats);
+  return out;
+}
+
+/** Reference {@link splitHeads} from tf ops (also the fallback): reshape, transpose, slices. */
+export function splitHeadsComposed(qkv: Tensor, heads: number): [Tensor, Tensor, Tensor] {
+  return tf.tidy(() => {
+    const [b, l, e3] = qkv.shape;
+    const d = e3 / (3 * heads);
+    const packed = tf.transpose(tf.reshape(qkv, [b, l, 3, heads, d]), [2, 0, 3, 1, 4]);
+    const part = (i: number): Tensor => tf.reshape(tf.slice(packed, [i, 0, 0, 0, 0], [1, b, heads, l, d]), [b, heads, l, d]);
+    return [part(0), part(1), part(2)];
+  });
+}
+
+let splitHeadsGradRegistered = false;
+
+/**
+ * Attention heads from a packed projection: `qkv` [B, L, 3·H·d] (x·in_proj_weightᵀ + bias,
+ * q, k, v stacked on the last axis) → q, k, v, each [B, H, L, d]. On `lightclip-cpu` one
+ * kernel makes the three copies and the gradient is one kernel writing the three head
+ * gradients back into [B, L, 3·H·d]; the composed form's gradient (three zero-padded copies of
+ * the whole projection and two full-size additions) cost about as much as the attention
+ * matmuls in a ViT-B/32 step.
+ */
+export function splitHeads(qkv: Tensor, heads: number): [Tensor, Tensor, Tensor] {
+  if (!nativeActive() || qkv.rank !== 3 || (qkv.shape[2] ?? 0) % (3 * heads) !== 0) return splitHeadsComposed(qkv, heads);
+  if (!splitHeadsGradRegistered) {
+    // a kernel with three outputs cannot go through tf.customGrad (one output only), so its
+    // gradient is registered with tfjs like a built-in kernel's (tfjs passes all three dys)
+    tf.registerGradient({
+      kernelName: FusedKernelName.SplitHeads,
+      gradFunc: (dys: Tensor | Tensor[]) => {
+        const [q, k, v] = dys as Tensor[];
+        return { x: () => run(FusedKernelName.MergeHeads, { q, k, v })[0] };
+      },
+    });
+    splitHeadsGradRegistered = true;
+  }
+  const [q, k, v] = run(FusedKernelName.SplitHeads, { x: qkv }, { heads });
+  return [q, k, v];
+}
+
 /** AdamW hyper-parameters of one step (`step` counts from 1). */
 export interface AdamWHyper {
   lr: number;
@@ -127,11 +219,15 @@ export interface AdamWSlot {
   v: Variable;
 }
 
-/** The Float32Array of a variable, made private to it first when another tensor shares it. */
+/**
+ * The Float32Array of a variable, made private to it first when another tensor shares it or
+ * when its array was read out (dataSync hands out the array itself: an earlier reading held
+ * by the caller must keep its values, as it does when tfjs replaces a variable's data).
+ */
 function ownedValues(backend: MathBackendCPU, v: Variable): Float32Array | null {
   const data = backend.data.get(v.dataId);
   if (!(data.values instanceof Float32Array)) return null;
-  if (backend.refCount(v.dataId) > 1) {
+  if (backend.refCount(v.dataId) > 1 || data.values.byteLength !== data.values.buffer.byteLength || bufferPool.wasReadOut(data.values)) {
     // tf.variable(t) and clones share storage with t: copy, or the update would change t too
     const fresh = tf.tensor(Float32Array.from(data.values), v.shape, 'float32');
     v.assign(fresh);

@@ -3,7 +3,7 @@
  */
 import { tf } from '../tf.js';
 import type { NativeKernel } from './context.js';
-import { f32, input, output } from './context.js';
+import { alloc, f32, input, output } from './context.js';
 import { broadcastStrides, i32, simplify, sizeOf } from './shape.js';
 import type { NativeAddon } from './addon.js';
 
@@ -37,7 +37,7 @@ function unaryKernel(name: keyof typeof UnaryCode): NativeKernel {
       const x = input(inputs, 'x');
       const xv = f32(backend, x);
       if (!x || !xv) return null;
-      const y = new Float32Array(xv.length);
+      const y = alloc(xv.length);
       // Step's alpha is the value for x <= 0
       const alpha = name === 'Step' ? Number(attrs.alpha ?? 0) : 0;
       addon.unary(code, xv, y, alpha);
@@ -57,7 +57,7 @@ function binaryKernel(name: keyof typeof BinaryCode): NativeKernel {
       const bv = f32(backend, b);
       if (!a || !b || !av || !bv) return null;
       const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
-      const out = new Float32Array(sizeOf(outShape));
+      const out = alloc(sizeOf(outShape));
       nativeBinary(addon, code, av, a.shape, bv, b.shape, outShape, out);
       return output(backend, outShape, out);
     },
@@ -72,7 +72,8 @@ const addN: NativeKernel = {
     if (list.length === 0 || vals.some((v) => v === null)) return null;
     const shape = list[0].shape.slice();
     if (list.some((t) => t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) return null;
-    const out = Float32Array.from(vals[0] as Float32Array);
+    const out = alloc(sizeOf(shape));
+    out.set(vals[0] as Float32Array);
     for (let i = 1; i < vals.length; i++) {
       nativeBinary(addon, BinaryCode.Add, out, shape, vals[i] as Float32Array, shape, shape, out);
     }
@@ -94,7 +95,9 @@ const cast: NativeKernel = {
     if (to === 'float32' && (x.dtype === 'int32' || x.dtype === 'bool' || x.dtype === 'float32')) {
       if (x.dtype === 'float32' && v instanceof Float32Array) return null; // identity: cpu shares data
       if (v instanceof Int32Array || v instanceof Uint8Array || v instanceof Float32Array) {
-        return output(backend, x.shape.slice(), new Float32Array(v));
+        const out = alloc(v.length);
+        out.set(v);
+        return output(backend, x.shape.slice(), out);
       }
     }
     if (to === 'int32' && x.dtype === 'float32' && v instanceof Float32Array) {

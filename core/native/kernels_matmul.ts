@@ -7,7 +7,7 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../tf.js';
 import type { NativeAddon } from './addon.js';
 import type { KernelInputs, NativeKernel } from './context.js';
-import { f32, input, output } from './context.js';
+import { alloc, f32, input, output, recycle } from './context.js';
 import { BinaryCode, UnaryCode, nativeBinary } from './kernels_elementwise.js';
 import { broadcastStrides, sizeOf } from './shape.js';
 
@@ -51,7 +51,7 @@ export function nativeMatMul(inputs: KernelInputs, transposeA: boolean, transpos
   const batchB = b.shape.slice(0, -2);
   const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(batchA, batchB);
   const batch = sizeOf(outBatch);
-  const values = new Float32Array(batch * m * n);
+  const values = alloc(batch * m * n);
   if (values.length > 0) {
     addon.gemm(av, bv, values, batch, m, n, ka, transposeA, transposeB,
       batchIndices(batchA, outBatch), batchIndices(batchB, outBatch));
@@ -131,18 +131,19 @@ const conv2D: NativeKernel = {
     const pix = info.outHeight * info.outWidth;
     const kdim = info.filterHeight * info.filterWidth * info.inChannels;
     const inImage = info.inHeight * info.inWidth * info.inChannels;
-    const out = new Float32Array(info.batchSize * pix * info.outChannels);
+    const out = alloc(info.batchSize * pix * info.outChannels);
     const step = chunkImages(info);
     for (let b0 = 0; b0 < info.batchSize && out.length > 0; b0 += step) {
       const nb = Math.min(step, info.batchSize - b0);
       const xs = xv.subarray(b0 * inImage, (b0 + nb) * inImage);
       let cols = xs;
       if (!isPointwise(info)) {
-        cols = new Float32Array(nb * pix * kdim);
+        cols = alloc(nb * pix * kdim);
         addon.im2col(xs, cols, convGeom(info, nb));
       }
       const os = out.subarray(b0 * pix * info.outChannels, (b0 + nb) * pix * info.outChannels);
       addon.gemm(cols, wv, os, 1, nb * pix, info.outChannels, kdim, false, false, null, null);
+      if (cols !== xs) recycle(cols);
     }
     return output(backend, info.outShape.slice(), out);
   },
@@ -161,16 +162,19 @@ const conv2DBackpropInput: NativeKernel = {
     const pix = info.outHeight * info.outWidth;
     const kdim = info.filterHeight * info.filterWidth * info.inChannels;
     const inImage = info.inHeight * info.inWidth * info.inChannels;
-    const dx = new Float32Array(info.batchSize * inImage);
+    const dx = alloc(info.batchSize * inImage, true); // col2im adds into it
     const step = chunkImages(info);
     for (let b0 = 0; b0 < info.batchSize && dx.length > 0; b0 += step) {
       const nb = Math.min(step, info.batchSize - b0);
       const dys = dyv.subarray(b0 * pix * info.outChannels, (b0 + nb) * pix * info.outChannels);
       const dxs = dx.subarray(b0 * inImage, (b0 + nb) * inImage);
       // d(cols) = dy @ W^T, then scatter-add the columns back onto the image
-      const dcols = isPointwise(info) ? dxs : new Float32Array(nb * pix * kdim);
+      const dcols = isPointwise(info) ? dxs : alloc(nb * pix * kdim);
       addon.gemm(dys, wv, dcols, 1, nb * pix, kdim, info.outChannels, false, true, null, null);
-      if (dcols !== dxs) addon.col2im(dcols, dxs, convGeom(info, nb));
+      if (dcols !== dxs) {
+        addon.col2im(dcols, dxs, convGeom(info, nb));
+        recycle(dcols);
+      }
     }
     return output(backend, info.inShape.slice(), dx);
   },
@@ -189,22 +193,25 @@ const conv2DBackpropFilter: NativeKernel = {
     const pix = info.outHeight * info.outWidth;
     const kdim = info.filterHeight * info.filterWidth * info.inChannels;
     const inImage = info.inHeight * info.inWidth * info.inChannels;
-    const dw = new Float32Array(kdim * info.outChannels);
     const step = chunkImages(info);
-    const part = step < info.batchSize ? new Float32Array(dw.length) : dw;
+    // chunked: dw sums the chunks' products, so it starts at zero
+    const dw = alloc(kdim * info.outChannels, step < info.batchSize);
+    const part = step < info.batchSize ? alloc(dw.length) : dw;
     for (let b0 = 0; b0 < info.batchSize && dw.length > 0; b0 += step) {
       const nb = Math.min(step, info.batchSize - b0);
       const xs = xv.subarray(b0 * inImage, (b0 + nb) * inImage);
       let cols = xs;
       if (!isPointwise(info)) {
-        cols = new Float32Array(nb * pix * kdim);
+        cols = alloc(nb * pix * kdim);
         addon.im2col(xs, cols, convGeom(info, nb));
       }
       const dys = dyv.subarray(b0 * pix * info.outChannels, (b0 + nb) * pix * info.outChannels);
       // dW = cols^T @ dy, summed over the chunks
       addon.gemm(cols, dys, part, 1, kdim, info.outChannels, nb * pix, true, false, null, null);
       if (part !== dw) nativeBinary(addon, BinaryCode.Add, dw, [dw.length], part, [dw.length], [dw.length], dw);
+      if (cols !== xs) recycle(cols);
     }
+    if (part !== dw) recycle(part);
     return output(backend, info.filterShape.slice(), dw);
   },
 };

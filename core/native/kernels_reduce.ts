@@ -3,7 +3,7 @@
  */
 import type { NativeAddon } from './addon.js';
 import type { NativeKernel } from './context.js';
-import { f32, input, output } from './context.js';
+import { alloc, f32, input, output } from './context.js';
 import { i32, normAxes, sizeOf } from './shape.js';
 
 /** Reduce op codes, as native/src/common.h numbers them. */
@@ -13,7 +13,7 @@ export const ReduceCode = { Sum: 0, Max: 1, Min: 2, Prod: 3 } as const;
 export function nativeReduce(addon: NativeAddon, op: number, xv: Float32Array, shape: number[], axes: number[],
   scale = 1): Float32Array {
   const flags = shape.map((_, d) => (axes.includes(d) ? 1 : 0));
-  const out = new Float32Array(sizeOf(shape.filter((_, d) => !flags[d])));
+  const out = alloc(sizeOf(shape.filter((_, d) => !flags[d])));
   if (out.length === 0) return out;
   if (shape.length === 0) {
     out[0] = xv[0] * scale;
@@ -52,7 +52,7 @@ const softmax: NativeKernel = {
     const dim = Number(attrs.dim ?? -1);
     if (dim !== -1 && dim !== rank - 1) return null;
     const cols = x.shape[rank - 1];
-    const y = new Float32Array(xv.length);
+    const y = alloc(xv.length);
     if (y.length > 0) addon.softmax(xv, y, xv.length / cols, cols, false, 1);
     return output(backend, x.shape.slice(), y);
   },

@@ -1,4 +1,5 @@
 import { tf, type Tensor } from '../tf.js';
+import { adamwStep, nativeActive } from '../native/fused.js';
 import type { Parameter } from '../nn/module.js';
 import { MisconfigurationError, showValue } from '../errors.js';
 import { Optimizer, checkNumber, type BaseHyperparams, type ParamGroup, type ParamGroupInput, type ParamState } from './optimizer.js';
@@ -54,9 +55,26 @@ export class Adam extends Optimizer<AdamHyperparams> {
     }
   }
 
+  /**
+   * Whether steps go through the fused native AdamW kernel (core/native/fused.ts
+   * `adamwStep`: one pass over p, g, m and v, updated in place) instead of about a dozen tf
+   * ops and new tensors per parameter. Only on the `lightclip-cpu` backend, and only where
+   * that kernel computes exactly this update: AdamW, or Adam without weight decay (L2 decay
+   * enters the gradient, which the kernel does not do), never amsgrad. Tests set it to false
+   * to compare the two paths.
+   */
+  useFused = true;
+
   protected override updateParam(p: Parameter, grad: Tensor, group: ParamGroup<AdamHyperparams>, state: ParamState): void {
     const { lr, weightDecay: wd, eps, amsgrad } = group;
     const [beta1, beta2] = group.betas;
+    if (this.useFused && !amsgrad && (this.decoupledWeightDecay || wd === 0) && nativeActive()) {
+      const m = this.stateTensor(state, 'exp_avg', () => tf.zerosLike(p.variable));
+      const v = this.stateTensor(state, 'exp_avg_sq', () => tf.zerosLike(p.variable));
+      // Same formula as below; the bias corrections are computed in float64 from state.step there too.
+      adamwStep([{ param: p.variable, grad, m, v }], { lr, beta1, beta2, eps, weightDecay: this.decoupledWeightDecay ? wd : 0, step: state.step });
+      return;
+    }
     let param: Tensor = p.variable;
     let g = grad;
     if (wd !== 0) {

@@ -8,7 +8,7 @@
  * either way, and staying batch-first saves two transposes per tower.
  */
 import { MisconfigurationError, showValue } from '../../core/errors.js';
-import { gelu, layerNorm, scaledSoftmax } from '../../core/native/fused.js';
+import { gelu, layerNorm, scaledSoftmax, splitHeads } from '../../core/native/fused.js';
 import { F, GELU, LayerNorm, Linear, Module, ModuleList, MultiheadAttention, QuickGELU, Sequential } from '../../core/nn/index.js';
 import { tf, type Tensor } from '../../core/tf.js';
 
@@ -19,6 +19,27 @@ import { tf, type Tensor } from '../../core/tf.js';
 export function applyLayerNorm(ln: LayerNorm, x: Tensor): Tensor {
   if (!ln.weight || !ln.bias || ln.normalizedShape.length !== 1) return ln.forward(x);
   return layerNorm(x, ln.weight.variable, ln.bias.variable, ln.eps);
+}
+
+/**
+ * `x·Wᵀ + b` (PyTorch-layout W `[out, in]`, any rank of x) as one fused matmul-with-bias
+ * kernel (tfjs' _FusedMatMul; native on lightclip-cpu). Same values as `F.linear`, whose
+ * separate bias Add makes the gradient tape keep the pre-bias product alive until backprop:
+ * one more activation per linear layer, about 0.5 GB in a ViT-B/32 batch-16 step.
+ */
+export function fusedLinear(x: Tensor, weight: Tensor, bias: Tensor | null | undefined): Tensor {
+  const [outF, inF] = weight.shape as [number, number];
+  if (x.shape[x.rank - 1] !== inF) return F.linear(x, weight, bias); // F.linear's error message
+  return tf.tidy(() => {
+    const x2 = x.rank === 2 ? x : tf.reshape(x, [-1, inF]);
+    const y = tf.fused.matMul({ a: x2 as tf.Tensor2D, b: weight as tf.Tensor2D, transposeB: true, bias: bias ?? undefined });
+    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF]);
+  });
+}
+
+/** `linear.forward(x)` through {@link fusedLinear}. */
+function applyLinear(linear: Linear, x: Tensor): Tensor {
+  return fusedLinear(x, linear.weight.variable, linear.bias?.variable);
 }
 
 /** Options of {@link ResidualAttentionBlock} and {@link Transformer}. */
@@ -79,30 +100,30 @@ export class ResidualAttentionBlock extends Module {
     }
     return tf.tidy(() => {
       const x1 = tf.add(x, this.selfAttention(applyLayerNorm(this.ln1, x), attnMask));
-      const hidden = this.cFc.forward(applyLayerNorm(this.ln2, x1));
-      return tf.add(x1, this.cProj.forward(gelu(hidden, this.quickGelu ? 'quick' : 'erf')));
+      const hidden = applyLinear(this.cFc, applyLayerNorm(this.ln2, x1));
+      return tf.add(x1, applyLinear(this.cProj, gelu(hidden, this.quickGelu ? 'quick' : 'erf')));
     });
   }
 
   /**
    * `attn(h, h, h)` with `attn`'s own weights, computed here rather than by
-   * `MultiheadAttention.forward` for speed: one transpose `[B, L, 3, H, d] → [3, B, H, L, d]`
-   * puts q, k and v behind contiguous slices (tfjs's SplitV of the packed projection along
-   * its last axis, which `MultiheadAttention` uses, took 4× as long as all the matmuls of a
-   * ViT-B/32 forward together), and the 1/√d scale is folded into a fused softmax. Same
-   * values as PyTorch's, which scales q before the product.
+   * `MultiheadAttention.forward` for speed: the packed projection `[B, L, 3·E]` is split into
+   * q, k, v heads `[B, H, L, d]` by `splitHeads` (on lightclip-cpu one native copy each way;
+   * elsewhere a transpose and contiguous slices; tfjs's SplitV along the last axis, which
+   * `MultiheadAttention` uses, took 4× as long as all the matmuls of a ViT-B/32 forward), and
+   * the 1/√d scale is folded into a fused softmax. Same values as PyTorch's, which scales q
+   * before the product.
    */
   private selfAttention(h: Tensor, attnMask: Tensor | null): Tensor {
     const [b, l, e] = h.shape as [number, number, number];
     const { numHeads: nh, headDim: d } = this.attn;
-    const qkv = F.linear(h, this.attn.inProjWeight.variable, this.attn.inProjBias?.variable);
-    const packed = tf.transpose(tf.reshape(qkv, [b, l, 3, nh, d]), [2, 0, 3, 1, 4]);
-    const part = (i: number): Tensor => tf.reshape(tf.slice(packed, [i, 0, 0, 0, 0], [1, b, nh, l, d]), [b, nh, l, d]);
-    let scores = tf.matMul(part(0), part(1), false, true); // [B, H, L, L]
+    const qkv = fusedLinear(h, this.attn.inProjWeight.variable, this.attn.inProjBias?.variable);
+    const [q, k, v] = splitHeads(qkv, nh);
+    let scores = tf.matMul(q, k, false, true); // [B, H, L, L]
     if (attnMask) scores = tf.add(scores, attnMask);
     const probs = F.dropout(scaledSoftmax(scores, d ** -0.5), this.attn.dropout, this.attn.training);
-    const ctx = tf.reshape(tf.transpose(tf.matMul(probs, part(2)), [0, 2, 1, 3]), [b, l, e]);
-    return this.attn.outProj.forward(ctx);
+    const ctx = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [b, l, e]);
+    return applyLinear(this.attn.outProj, ctx);
   }
 }
 

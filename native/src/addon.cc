@@ -233,7 +233,8 @@ NAPI_MODULE_INIT() {
       {"softmaxGrad", SoftmaxGrad}, {"layerNorm", LayerNorm}, {"layerNormGrad", LayerNormGrad},
       {"gelu", Gelu},       {"geluGrad", GeluGrad},           {"adamw", AdamW},
       {"im2col", Im2col},   {"col2im", Col2im},               {"gather", Gather},
-      {"segmentSum", SegmentSum},
+      {"segmentSum", SegmentSum}, {"pool2d", Pool2d},         {"pool2dGrad", Pool2dGrad},
+      {"batchNorm", BatchNorm},       {"batchNormGrad", BatchNormGrad},
   };
   for (const auto& f : fns) {
     napi_value fn;

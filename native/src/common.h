@@ -62,6 +62,17 @@ struct KernelTable {
   void (*geluGrad)(int kind, const float* x, const float* dy, float* dx, int64_t n);
   void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, const AdamParams* hp);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a*x
+  // Batch normalisation over channels-last rows, all per-channel vectors of length n:
+  // acc += (x - mean)^2
+  void (*bnAccSqDiff)(float* acc, const float* x, const float* mean, int64_t n);
+  // sdy += dy; sdyx += dy * (x - mean)
+  void (*bnGradAcc)(const float* x, const float* dy, const float* mean, float* sdy, float* sdyx,
+                    int64_t n);
+  // y = x * scale + shift
+  void (*scaleShift)(const float* x, const float* scale, const float* shift, float* y, int64_t n);
+  // dx = c * (dy - mdy - (x - mean) * k)
+  void (*bnGradApply)(const float* x, const float* dy, const float* mean, const float* c,
+                      const float* mdy, const float* k, float* dx, int64_t n);
 };
 
 extern const KernelTable kBaseTable;

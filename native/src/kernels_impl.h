@@ -293,8 +293,34 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void bnAccSqDiff(float* acc, const float* x, const float* mean, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) acc[i] += (x[i] - mean[i]) * (x[i] - mean[i]);
+}
+
+void bnGradAcc(const float* x, const float* dy, const float* mean, float* sdy, float* sdyx,
+               int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    sdy[i] += dy[i];
+    sdyx[i] += dy[i] * (x[i] - mean[i]);
+  }
+}
+
+void scaleShift(const float* x, const float* scale, const float* shift, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale[i] + shift[i];
+}
+
+void bnGradApply(const float* x, const float* dy, const float* mean, const float* c,
+                 const float* mdy, const float* k, float* dx, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) dx[i] = c[i] * (dy[i] - mdy[i] - (x[i] - mean[i]) * k[i]);
+}
+
 }  // namespace
 
 #define LC_TABLE_INIT(label)                                                               \
   {label,      MR,         NR,     ukernel,          unary, binary, reduce, accumulate,     \
-   softmaxRow, softmaxGradRow, layerNormRow, layerNormGradRow, gelu, geluGrad, adamw, axpy}
+   softmaxRow, softmaxGradRow, layerNormRow, layerNormGradRow, gelu, geluGrad, adamw, axpy, \
+   bnAccSqDiff, bnGradAcc, scaleShift, bnGradApply}

@@ -38,6 +38,18 @@ void geluGradOp(int kind, const float* x, const float* dy, float* dx, int64_t n)
 void adamwOp(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
              float beta2, float eps, float weightDecay, float bc1, float bc2);
 
+/**
+ * Training-mode batch normalisation of `rows` x `cols` channels-last data (statistics per
+ * column, over the rows): mean, biased variance, y = (x - mean) / sqrt(var + eps) * g + b
+ * (g, b may be null). Partial sums are per thread, combined in a fixed order.
+ */
+void batchNormForward(const float* x, const float* g, const float* b, float* y, float* mean,
+                      float* var, int64_t rows, int64_t cols, float eps);
+/** Its gradient: dx, and dg = sum(dy * xhat), db = sum(dy) (either may be null). */
+void batchNormBackward(const float* x, const float* dy, const float* g, const float* mean,
+                       const float* var, float* dx, float* dg, float* db, int64_t rows,
+                       int64_t cols, float eps);
+
 /** Convolution geometry (NHWC input, [kh, kw, cin, cout] filter), as tfjs' Conv2DInfo. */
 struct ConvGeom {
   int64_t n, h, w, c, kh, kw, sh, sw, dh, dw, padT, padL, oh, ow;
@@ -46,6 +58,20 @@ struct ConvGeom {
 void im2col(const float* x, float* cols, const ConvGeom& g);
 /** The adjoint of im2col: dx (zeroed by the caller) += scattered cols. */
 void col2im(const float* cols, float* dx, const ConvGeom& g);
+
+/**
+ * 2-D pooling of NHWC images with tfjs' semantics (geometry as ConvGeom, filter [kh, kw]):
+ * avg (mode 0) divides by the in-bounds pixel count; max (mode 1) keeps the first strictly
+ * largest value, starting from -inf (so NaNs are skipped, as tfjs' cpu kernel does).
+ */
+void pool2d(const float* x, float* out, const ConvGeom& g, int mode);
+/**
+ * Gradient of pool2d: avg spreads dy * `avgScale` over each window's in-bounds pixels (tfjs
+ * uses 1/(kh*kw) whatever the padding); max routes dy to the position pool2d picked in x.
+ * dx is overwritten.
+ */
+void pool2dGrad(const float* dy, const float* x, float* dx, const ConvGeom& g, int mode,
+                float avgScale);
 
 /** out[o, j, i] = x[o, idx[j], i]; returns how many indices were out of range (rows zeroed). */
 int64_t gatherRows(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n,

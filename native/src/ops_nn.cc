@@ -1,4 +1,5 @@
-// Reductions, row-wise softmax and LayerNorm, convolution lowering and gather/scatter.
+// Reductions, row-wise softmax and LayerNorm, convolution lowering and gather/scatter
+// (pooling and batch norm: ops_pool_norm.cc).
 #include <string.h>
 
 #include <vector>

@@ -5,6 +5,7 @@
 import { tf } from '../../core/tf.js';
 import { registerNativeBackend, setBlasEnabled, nativeInfo } from '../../core/native/backend.js';
 import { STEP_BENCHMARKS } from './steps.js';
+import { CLIP_STEPS, setupClipStep } from './clip_step.js';
 
 /** One GEMM measurement. */
 export interface GemmResult {
@@ -41,8 +42,12 @@ async function gemmChild(backend: string, sizes: string[], budget: number): Prom
       const t0 = performance.now();
       let dt = 0;
       do {
+        // Both backends compute synchronously, so the product is complete when matMul
+        // returns. Its values are not read out: dataSync hands out the array itself, which
+        // then can never go back to lightclip-cpu's buffer pool (core/native/pool.ts), so every
+        // call would pay for fresh memory, which neither a training step nor torch.matmul
+        // (the PyTorch side) does.
         const c = tf.matMul(a, b);
-        c.dataSync();
         c.dispose();
         reps++;
         dt = (performance.now() - t0) / 1000;
@@ -79,13 +84,41 @@ async function stepChild(backend: string, name: string, fused: boolean, reps: nu
   };
 }
 
-/** Entry point of a child process: `--child gemm|step key=value...`. */
+/**
+ * Median and minimum seconds of `reps` CLIP training steps (clip_step.ts) after two warm-up
+ * steps, with the parameter count for the comparison with PyTorch's model.
+ */
+async function clipChild(backend: string, name: string, reps: number): Promise<object> {
+  await useBackend(backend);
+  const spec = CLIP_STEPS.find((s) => s.name === name);
+  if (!spec) throw new Error(`unknown CLIP step benchmark ${name}`);
+  const inst = setupClipStep(spec);
+  for (let i = 0; i < 2; i++) await inst.step();
+  const times: number[] = [];
+  let loss = NaN;
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    loss = await inst.step();
+    times.push((performance.now() - t0) / 1000);
+  }
+  const paramCount = inst.paramCount;
+  inst.dispose();
+  const sorted = [...times].sort((x, y) => x - y);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  return {
+    name, pairsPerStep: spec.batch, medianSec: median, minSec: sorted[0], pairsPerSec: spec.batch / median,
+    times, loss, paramCount, peakRssMB: peakRssMB(), native: nativeInfo(),
+  };
+}
+
+/** Entry point of a child process: `--child gemm|step|clip key=value...`. */
 export async function runChild(argv: string[]): Promise<void> {
   const opts = Object.fromEntries(argv.filter((a) => a.includes('=')).map((a) => a.split('=', 2) as [string, string]));
   if (opts.gemm === 'builtin') setBlasEnabled(false);
   const kind = argv[0];
-  const out = kind === 'gemm'
-    ? await gemmChild(opts.backend, opts.sizes.split(','), Number(opts.budget ?? 0.3))
-    : await stepChild(opts.backend, opts.name, opts.fused === 'true', Number(opts.reps ?? 5));
+  let out: object;
+  if (kind === 'gemm') out = await gemmChild(opts.backend, opts.sizes.split(','), Number(opts.budget ?? 0.3));
+  else if (kind === 'clip') out = await clipChild(opts.backend, opts.name, Number(opts.reps ?? 5));
+  else out = await stepChild(opts.backend, opts.name, opts.fused === 'true', Number(opts.reps ?? 5));
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }

@@ -1,11 +1,8 @@
 /**
- * The training-step benchmarks: each entry builds a model from tf ops, runs one step and
- * disposes. torch_bench.py has an entry of the same name for the same architecture.
- *
- * Hook for the CLIP ViT step: when modules/clip provides the model, add an entry here whose
- * `setup` builds it (e.g. ViT-B/32 at a small batch), feeds random image/text pairs and runs
- * `Trainer`-style forward + contrastive loss + backward + AdamW, with `pairsPerStep` = batch,
- * and the matching entry in torch_bench.py (`STEPS`). Nothing else in the benchmark changes.
+ * The transformer-block training-step benchmarks: each entry builds one CLIP residual block
+ * from tf ops, runs one step and disposes. torch_bench.py has an entry of the same name for the
+ * same architecture. The whole-model CLIP steps (the real model in ClipWrapper) are in
+ * clip_step.ts, with their PyTorch side in torch_clip.py.
  */
 import { tf } from '../../core/tf.js';
 import type { BlockConfig } from './transformer_block.js';

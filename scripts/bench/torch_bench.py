@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-# name -> (batch, tokens, width, heads, causal); mirrors steps.ts (add the CLIP ViT step here too)
+# name -> (batch, tokens, width, heads, causal); mirrors steps.ts (whole CLIP models: torch_clip.py)
 STEPS = {
     "vit-b32-block": (32, 50, 768, 12, False),
     "text-block": (32, 77, 512, 8, True),
