@@ -1,9 +1,8 @@
-import { open } from 'node:fs/promises';
 import type { RawTensor } from '../../core/checkpoint/dtypes.js';
 import { rawTensorsToTf, readSafetensors } from '../../core/checkpoint/safetensors.js';
 import type { Tensor } from '../../core/tf.js';
 import { readTorchCheckpoint } from './torchCheckpoint.js';
-import { looksLikeZip } from './zip.js';
+import { looksLikeZip, readFileHead } from './zip.js';
 
 /** The formats {@link readWeights} recognises. */
 export type WeightsFormat = 'safetensors' | 'torch';
@@ -14,13 +13,7 @@ export type WeightsFormat = 'safetensors' | 'torch';
  * means torch; otherwise safetensors, whose first 8 bytes are a little-endian header length.
  */
 export async function detectWeightsFormat(file: string): Promise<WeightsFormat> {
-  const handle = await open(file, 'r');
-  const head = Buffer.alloc(4);
-  try {
-    await handle.read(head, 0, 4, 0);
-  } finally {
-    await handle.close();
-  }
+  const head = await readFileHead(file);
   return looksLikeZip(head) || head[0] === 0x80 ? 'torch' : 'safetensors';
 }
 

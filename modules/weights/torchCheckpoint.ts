@@ -13,7 +13,7 @@
  * anything is applied. Tensors come back as {@link RawTensor}s (safetensors dtypes), which
  * `rawTensorsToTf` turns into tfjs tensors.
  */
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dtypeByteSize, swapBytes, viewAs, type RawTensor, type SafetensorsDtype } from '../../core/checkpoint/dtypes.js';
 import {
   PickleDict,
@@ -27,7 +27,7 @@ import {
   type UnpicklerHooks,
   type UnpickleResult,
 } from './unpickler.js';
-import { looksLikeZip, ZipArchive } from './zip.js';
+import { looksLikeZip, readFileHead, ZipArchive } from './zip.js';
 
 /** A checkpoint that is readable as a pickle but not as torch tensors (bad storage reference, unsupported dtype). */
 export class TorchCheckpointError extends Error {
@@ -357,13 +357,7 @@ async function readLegacyCheckpoint(file: string): Promise<Record<string, RawTen
  * sd['embeddings.word_embeddings.weight'].shape; // [30522, 768]
  */
 export async function readTorchCheckpoint(file: string): Promise<Record<string, RawTensor>> {
-  const handle = await open(file, 'r');
-  const head = Buffer.alloc(4);
-  try {
-    await handle.read(head, 0, 4, 0);
-  } finally {
-    await handle.close();
-  }
+  const head = await readFileHead(file);
   if (looksLikeZip(head)) return readZipCheckpoint(file);
   if (head[0] === 0x80) return readLegacyCheckpoint(file);
   throw new TorchCheckpointError(file, 'neither a torch zip archive nor a legacy torch pickle (wrong file type?)');

@@ -199,3 +199,15 @@ async function readCentralDirectory(handle: FileHandle, file: string): Promise<M
   }
   return entries;
 }
+
+/** The first `n` bytes of a file (format sniffing: zip `PK\x03\x04`, pickle `\x80`...). */
+export async function readFileHead(file: string, n = 4): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  const head = Buffer.alloc(n);
+  try {
+    await handle.read(head, 0, n, 0);
+  } finally {
+    await handle.close();
+  }
+  return head;
+}
