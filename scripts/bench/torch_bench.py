@@ -24,6 +24,18 @@ STEPS = {
 }
 
 
+def time_steps(step, reps, warmup=2):
+    """Seconds of each of `reps` timed calls of `step`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -103,13 +115,7 @@ def bench_step(name, reps):
         opt.step()
         return loss.item()
 
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    times = time_steps(step, reps)
     med = statistics.median(times)
     return {"name": name, "pairsPerStep": batch, "medianSec": med, "minSec": min(times),
             "pairsPerSec": batch / med}

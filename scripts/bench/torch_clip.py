@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_bench import time_steps  # sibling script: same timing loop on every benchmark
+
 # name -> (batch, embed, image, patch, vision width, vision layers, context, vocab,
 #          text width, text heads, text layers); mirrors CLIP_STEPS in clip_step.ts.
 # patch None = ModifiedResNet, vision layers then being the four stage depths.
@@ -264,13 +266,7 @@ def bench(name, reps):
             model.logit_scale.clamp_(0, math.log(100))
         return loss.item()
 
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    times = time_steps(step, reps)
     med = statistics.median(times)
     return {"name": name, "pairsPerStep": batch, "medianSec": med, "minSec": min(times),
             "pairsPerSec": batch / med, "times": times,
