@@ -40,6 +40,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 // ---------------------------------------------------------------- command line
 
+/** Values a boolean flag may be followed by (`--flag false`); `toBoolean` accepts the same words. */
+const BOOLEAN_WORDS = new Set(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']);
+
 /** Options of `parseCliFlags`. */
 export interface CliOptions {
   /** Flags that never take a value, so `--fast_dev_run data/` does not swallow `data/` (matched ignoring `-`/`_`/case). */
@@ -49,7 +52,8 @@ export interface CliOptions {
 /**
  * Turns flags into a nested plain object; values stay strings (types are applied by
  * `parseConfig`, which knows them). `--a 1` and `--a=1` give `a: "1"`; a flag followed by
- * another flag, or listed in `booleanFlags`, is `true`; `--no-a` is `false`; dots nest
+ * another flag is `true`; a flag listed in `booleanFlags` is `true` unless followed by a
+ * boolean word (`--a false`, `--a=false`); `--no-a` is `false`; dots nest
  * (`--ddp.rank 1` → `{ddp: {rank: "1"}}`); a repeated flag becomes an array; `-h` is `--help`.
  * @throws MisconfigurationError for stray positional arguments and conflicting flags.
  * @example parseCliFlags(['--batch_size', '8', '--lr=1e-3', '--fast_dev_run', '--ddp.rank', '1'])
@@ -74,7 +78,10 @@ export function parseCliFlags(argv: readonly string[], options: CliOptions = {})
       key = token.slice(2);
       const next = argv[i + 1];
       // A value never starts with `--`, but may start with `-` (`--lr -1e-3`).
-      if (!booleans.has(normalizeKey(key)) && next !== undefined && !next.startsWith('--')) {
+      // A boolean flag takes a value only when it is a boolean word (`--progress_bar false`),
+      // so `--fast_dev_run data/` still reports `data/` instead of swallowing it.
+      const isBoolean = booleans.has(normalizeKey(key));
+      if (next !== undefined && !next.startsWith('--') && (!isBoolean || BOOLEAN_WORDS.has(next.toLowerCase()))) {
         value = next;
         i++;
       } else {

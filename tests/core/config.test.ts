@@ -149,6 +149,20 @@ describe('config files and precedence', () => {
     expect(resolveConfig(TrainCfg, ['--batch_size', 'abc', '--help'])).toEqual({ help: true });
     expect(resolveConfig(TrainCfg, ['-h'])).toEqual({ help: true });
   });
+
+  it('accepts --flag, --flag true|false, --flag=false and --no-flag for boolean fields', () => {
+    const fastDevRun = (argv: string[]): unknown => {
+      const r = resolveConfig(TrainCfg, argv);
+      return r.help ? 'help' : r.config.fast_dev_run;
+    };
+    expect(fastDevRun(['--fast_dev_run'])).toBe(true);
+    expect(fastDevRun(['--fast_dev_run', 'true'])).toBe(true);
+    expect(fastDevRun(['--fast_dev_run', 'false'])).toBe(false);
+    expect(fastDevRun(['--fast_dev_run', 'False', '--batch_size', '4'])).toBe(false);
+    expect(fastDevRun(['--fast_dev_run=false'])).toBe(false);
+    expect(fastDevRun(['--no-fast_dev_run'])).toBe(false);
+    expect(fastDevRun([])).toBe(false);
+  });
 });
 
 describe('renderConfigHelp', () => {
