@@ -66,7 +66,8 @@ export class FitLoop {
     this.globalStep = s.globalStep;
     if (s.epochBatchesDone) {
       // Saved at the end of an epoch: finish its bookkeeping and start the next one.
-      if (!s.epochSchedulersStepped) this.stepSchedulers('epoch', s.epoch);
+      // Same count as the normal path (`onEpochEnd` steps with epoch + 1).
+      if (!s.epochSchedulersStepped) this.stepSchedulers('epoch', s.epoch + 1);
       this.epoch = s.epoch + 1;
       this.skipBatches = 0;
       this.batchesInWindow = 0;
@@ -99,6 +100,7 @@ export class FitLoop {
     const maxBatches = limitBatches(t.limitTrainBatches, loader.length);
     const knownCount = loader.length !== undefined ? Math.min(maxBatches, loader.length) : undefined;
     t.numTrainingBatches = knownCount ?? Infinity;
+    this.warnIfLogIntervalTooLong(knownCount);
     const it = loader[Symbol.asyncIterator]();
     let idx = 0;
     let next = await it.next();
@@ -166,6 +168,27 @@ export class FitLoop {
     await callCallbackHooks(t, 'onTrainBatchEnd', outputs, batch, batchIdx);
     callModuleHook(t, 'onTrainBatchEnd', outputs, batch, batchIdx);
     return t.shouldStop && this.epoch >= t.minEpochs;
+  }
+
+  private warnedLogInterval = false;
+
+  /**
+   * Lightning's warning when the logging interval is longer than an epoch: such a run
+   * (a 6-step run with the default 50) would send no step metric to the loggers. Also
+   * warns when `maxSteps` ends the whole run before the first logging step.
+   */
+  private warnIfLogIntervalTooLong(batchesPerEpoch: number | undefined): void {
+    const t = this.trainer;
+    if (this.warnedLogInterval || t.loggers.length === 0 || !t.isGlobalZero) return;
+    this.warnedLogInterval = true;
+    const n = t.logEveryNSteps;
+    if (batchesPerEpoch !== undefined && batchesPerEpoch < n) {
+      console.warn(
+        `lightclip: The number of training batches (${batchesPerEpoch}) is smaller than the logging interval \`logEveryNSteps=${n}\` (\`--log_every_n_steps\`). Set a lower value if you want to see logs for the training epoch.`,
+      );
+    } else if (t.maxSteps >= 0 && t.maxSteps < n) {
+      console.warn(`lightclip: \`maxSteps=${t.maxSteps}\` ends the run before the first logging step (\`logEveryNSteps=${n}\`, \`--log_every_n_steps\`): no step metrics will be logged.`);
+    }
   }
 
   /** Counts a manual `optimizer.step()` as a global step. */
