@@ -48,7 +48,7 @@ export class TrainConfig {
   @Describe('model name from configs/ (RN50, ViT-B/32, ...) or a path to a model JSON') @IsString() model_name = 'ViT-B/32';
   @Describe('folder of images and same-stem .txt caption files (searched recursively)') @IsString() folder = '';
   @Describe('validation folder (default: hold out --val_fraction of --folder)') @IsOptional() @IsString() val_folder?: string;
-  @Describe('fraction of --folder held out for validation when no --val_folder') @IsNumber() @Min(0) val_fraction = 0;
+  @Describe('fraction of --folder held out for validation when no --val_folder (default: none)') @IsOptional() @IsNumber() @Min(0) val_fraction?: number;
   @Describe('image-text pairs per step (per process)') @IsInt() @Min(1) batch_size = 64;
   @Describe('gradient-caching chunk size (0: whole batch at once)') @IsInt() @Min(0) minibatch_size = 0;
   @Describe('image decoding worker threads (0: main thread)') @IsInt() @Min(0) num_workers = 2;
@@ -92,6 +92,16 @@ export class TrainConfig {
   @Describe('fine-tuning: add self-distillation from an EMA teacher') @IsBoolean() self_distillation = false;
   @Describe('fine-tuning: weight of the self-distillation KL term') @IsNumber() @Min(0) kl_coeff = 1.0;
   @Describe('fine-tuning: text length in tokens') @IsInt() @Min(2) context_length = 77;
+  // Lightning Trainer flags train-CLIP users pass (`Trainer.from_argparse_args`).
+  @Describe('batches whose gradients are summed before each optimizer step') @IsInt() @Min(1) accumulate_grad_batches = 1;
+  @Describe('clip gradients to this global norm (or value, see --gradient_clip_algorithm); default: no clipping') @IsOptional() @IsNumber() @Min(0) gradient_clip_val?: number;
+  @Describe("'norm' (global L2 norm) or 'value'") @IsIn(['norm', 'value']) gradient_clip_algorithm: 'norm' | 'value' = 'norm';
+  @Describe('validate every fraction (0, 1) of an epoch or every n training batches (default: once per epoch)') @IsOptional() @IsNumber() @Min(0) val_check_interval?: number;
+  @Describe('validate every n epochs') @IsInt() @Min(1) check_val_every_n_epoch = 1;
+  @Describe('training batches per epoch: a fraction (0, 1) or a count (default: all)') @IsOptional() @IsNumber() @Min(0) limit_train_batches?: number;
+  @Describe('validation batches: a fraction (0, 1) or a count, 0 disables validation (default: all)') @IsOptional() @IsNumber() @Min(0) limit_val_batches?: number;
+  @Describe('RandomResizedCrop: smallest crop area as a fraction of the image (train-CLIP\'s --resize_ratio)') @IsNumber() @Min(0) resize_ratio = 0.75;
+  @Describe('reshuffle the training set every epoch') @IsBoolean() shuffle = true;
 }
 
 
@@ -202,6 +212,8 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
         folder: cfg.folder,
         valFolder: cfg.val_folder,
         valFraction: cfg.val_fraction,
+        resizeRatio: cfg.resize_ratio,
+        shuffle: cfg.shuffle,
         batchSize: cfg.batch_size,
         numWorkers: cfg.num_workers,
         imageSize,
@@ -237,6 +249,13 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     logEveryNSteps: cfg.log_every_n_steps,
     fastDevRun: cfg.fast_dev_run,
     enableProgressBar: cfg.progress_bar,
+    accumulateGradBatches: cfg.accumulate_grad_batches,
+    gradientClipVal: cfg.gradient_clip_val ?? null,
+    gradientClipAlgorithm: cfg.gradient_clip_algorithm,
+    valCheckInterval: cfg.val_check_interval ?? null,
+    checkValEveryNEpoch: cfg.check_val_every_n_epoch,
+    limitTrainBatches: cfg.limit_train_batches ?? null,
+    limitValBatches: cfg.limit_val_batches ?? null,
     callbacks,
   });
   await trainer.fit(model, datamodule, { ckptPath: cfg.resume ?? null });
