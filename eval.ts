@@ -116,9 +116,9 @@ function required(value: string, flag: string, what: string): string {
 }
 
 /** `eval.ts zeroshot`: prints and returns top-1/top-5. */
-export async function zeroshot(argv: readonly string[]): Promise<TopKResult | null> {
+export async function zeroshot(argv: readonly string[], program = 'node dist/eval.js'): Promise<TopKResult | null> {
   const r = resolveConfig(ZeroShotConfig, argv);
-  if (r.help) return void console.log(renderConfigHelp(ZeroShotConfig, { usage: 'node dist/eval.js zeroshot --weights W --model_name M --data DIR' })), null;
+  if (r.help) return void console.log(renderConfigHelp(ZeroShotConfig, { usage: `usage: ${program} zeroshot --weights W --model_name M --data DIR` })), null;
   const c = r.config;
   const cfg = resolveModelConfig(c.model_name);
   const size = c.image_size ?? cfg.vision.imageSize;
@@ -138,9 +138,9 @@ export async function zeroshot(argv: readonly string[]): Promise<TopKResult | nu
 }
 
 /** `eval.ts embed`: writes L2-normalised image and text features as safetensors. */
-export async function embed(argv: readonly string[]): Promise<{ image: number[]; text: number[] } | null> {
+export async function embed(argv: readonly string[], program = 'node dist/eval.js'): Promise<{ image: number[]; text: number[] } | null> {
   const r = resolveConfig(EmbedConfig, argv);
-  if (r.help) return void console.log(renderConfigHelp(EmbedConfig, { usage: 'node dist/eval.js embed --weights W --model_name M --images DIR --texts FILE --out OUT.safetensors' })), null;
+  if (r.help) return void console.log(renderConfigHelp(EmbedConfig, { usage: `usage: ${program} embed --weights W --model_name M --images DIR --texts FILE --out OUT.safetensors` })), null;
   const c = r.config;
   const cfg = resolveModelConfig(c.model_name);
   await selectBackend({ accelerator: c.accelerator });
@@ -193,11 +193,11 @@ function concat(parts: Float32Array[]): Float32Array {
 }
 
 /** Dispatches `zeroshot` / `embed`. */
-export async function main(argv: readonly string[]): Promise<unknown> {
+export async function main(argv: readonly string[], program = 'node dist/eval.js'): Promise<unknown> {
   const [command, ...rest] = argv;
-  if (command === 'zeroshot') return zeroshot(rest);
-  if (command === 'embed') return embed(rest);
-  const usage = 'usage: node dist/eval.js <zeroshot|embed> [--help] [options]';
+  if (command === 'zeroshot') return zeroshot(rest, program);
+  if (command === 'embed') return embed(rest, program);
+  const usage = `usage: ${program} <zeroshot|embed> [--help] [options]`;
   if (command === undefined || command === '--help' || command === '-h') return void console.log(usage), null;
   throw new MisconfigurationError(`Unknown command ${JSON.stringify(command)}. ${usage}`);
 }

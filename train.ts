@@ -147,13 +147,16 @@ async function buildFinetune(cfg: TrainConfig): Promise<{ model: ClipWrapper; to
   return { model, tokenizer, imageSize: cfg.image_size ?? 224 };
 }
 
-const USAGE = 'node dist/train.js --model_name ViT-B/32 --folder data/ [options]';
+const USAGE = '--model_name ViT-B/32 --folder data/ [options]';
 
-/** Parses `argv`, builds everything and trains. Returns the Trainer (for tests). */
-export async function main(argv: readonly string[]): Promise<Trainer | null> {
+/**
+ * Parses `argv`, builds everything and trains. Returns the Trainer (for tests).
+ * @param program how the user started it, for `--help` (`lightclip train` or `node dist/train.js`).
+ */
+export async function main(argv: readonly string[], program = 'node dist/train.js'): Promise<Trainer | null> {
   const resolved = resolveConfig(TrainConfig, argv);
   if (resolved.help) {
-    console.log(renderConfigHelp(TrainConfig, { usage: USAGE }));
+    console.log(renderConfigHelp(TrainConfig, { usage: `usage: ${program} ${USAGE}` }));
     return null;
   }
   const cfg = resolved.config;

@@ -22,14 +22,19 @@ export function runIfMain(moduleUrl: string, main: (argv: readonly string[]) => 
     // keep the given path
   }
   if (moduleUrl !== pathToFileURL(resolved).href && moduleUrl !== pathToFileURL(script).href) return;
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    // Bad input (flags, configs, weight files that do not fit) is the user's to fix: one
-    // readable line, no stack.
-    if (err instanceof MisconfigurationError || (err instanceof Error && USER_ERRORS.has(err.name))) {
-      console.error(`error: ${err.message}`);
-      process.exit(2);
-    }
-    console.error(err);
-    process.exit(1);
-  });
+  main(process.argv.slice(2)).catch((err: unknown) => process.exit(reportCliError(err)));
+}
+
+/**
+ * Prints a CLI failure and returns its exit code. Bad input (flags, configs, weight files
+ * that do not fit) is the user's to fix: one `error: ...` line, no stack, code 2 (as
+ * argparse); anything else prints its stack, code 1.
+ */
+export function reportCliError(err: unknown): number {
+  if (err instanceof MisconfigurationError || (err instanceof Error && USER_ERRORS.has(err.name))) {
+    console.error(`error: ${err.message}`);
+    return 2;
+  }
+  console.error(err);
+  return 1;
 }
