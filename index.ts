@@ -8,6 +8,8 @@ import 'reflect-metadata';
 export * from './core/index.js';
 export * from './callbacks/index.js';
 export * from './loggers/index.js';
+// Registers 'single' and 'ddp' for `new Trainer({ strategy: 'ddp' })`; exports DDPStrategy, launchDdp...
+export * from './strategies/index.js';
 export * from './datamodules/index.js';
 export * from './modules/clip/index.js';
 export * from './modules/tokenizers/index.js';

@@ -70,16 +70,16 @@ export class EarlyStopping extends Callback {
     return this.generateStateKey({ monitor: this.monitor, mode: this.mode });
   }
 
-  override onValidationEnd(trainer: Trainer): void {
+  override async onValidationEnd(trainer: Trainer): Promise<void> {
     if (this.o.checkOnTrainEpochEnd || trainer.sanityChecking || trainer.stage !== 'fit') return;
-    this.check(trainer);
+    await this.check(trainer);
   }
 
-  override onTrainEpochEnd(trainer: Trainer): void {
-    if (this.o.checkOnTrainEpochEnd) this.check(trainer);
+  override async onTrainEpochEnd(trainer: Trainer): Promise<void> {
+    if (this.o.checkOnTrainEpochEnd) await this.check(trainer);
   }
 
-  private check(trainer: Trainer): void {
+  private async check(trainer: Trainer): Promise<void> {
     const v = readMonitor('EarlyStopping', trainer, this.monitor, this.o.strict);
     if (v === null) return;
     const better = (a: number, b: number): boolean => (this.mode === 'min' ? a < b : a > b);
@@ -103,7 +103,11 @@ export class EarlyStopping extends Callback {
         this.stoppingReason = `Monitored metric ${this.monitor} did not improve in the last ${this.waitCount} records. Best score: ${this.bestScore}.`;
       }
     }
-    if (stop) {
+    // Under DDP each rank judges its own metric (unless logged with syncDist): one rank
+    // wanting to stop stops every rank, as Lightning's reduce_boolean_decision(all=False).
+    const anyRankStops = await trainer.strategy.reduceBooleanDecision(stop, { all: false });
+    if (anyRankStops && !stop) this.stoppingReason = 'Another rank\'s EarlyStopping criterion was met.';
+    if (anyRankStops) {
       trainer.shouldStop = true;
       this.stoppedEpoch = trainer.currentEpoch;
       if (trainer.isGlobalZero) console.log(`lightclip: EarlyStopping: ${this.stoppingReason}`);

@@ -128,9 +128,9 @@ export class ModelCheckpoint extends Callback {
     const metrics = { ...trainer.callbackMetrics, epoch: trainer.currentEpoch, step: trainer.globalStep };
     if (this.saveTopK !== 0) {
       if (this.monitor === null) {
-        const file = this.formatPath(metrics);
+        const file = await trainer.strategy.broadcast(this.formatPath(metrics));
         await trainer.saveCheckpoint(file, this.weightsOnly);
-        if (this.saveTopK === 1 && this.bestModelPath && this.bestModelPath !== file) await removeCheckpoint(this.bestModelPath);
+        if (this.saveTopK === 1 && this.bestModelPath && this.bestModelPath !== file && trainer.isGlobalZero) await removeCheckpoint(this.bestModelPath);
         this.bestModelPath = file;
         if (this.saveTopK === -1) this.bestKModels[file] = trainer.globalStep;
       } else {
@@ -152,13 +152,18 @@ export class ModelCheckpoint extends Callback {
     const k = this.saveTopK;
     const entries = Object.keys(this.bestKModels);
     const full = k !== -1 && entries.length >= k;
-    if (full && !(Number.isFinite(score) && this.better(score, this.bestKModels[this.kthBestModelPath]!))) return;
-    const file = this.formatPath(metrics);
+    const improves = !full || (Number.isFinite(score) && this.better(score, this.bestKModels[this.kthBestModelPath]!));
+    // Every rank must take the same branch (the save meets a barrier): save only when the
+    // score improves on every rank, as Lightning's check_monitor_top_k.
+    if (!(await trainer.strategy.reduceBooleanDecision(improves, { all: true }))) return;
+    // Rank 0 names the file (the name may hold a rank-local metric), so every rank keeps
+    // the same bookkeeping of the files rank 0 writes.
+    const file = await trainer.strategy.broadcast(this.formatPath(metrics));
     await trainer.saveCheckpoint(file, this.weightsOnly);
     if (full) {
       const evict = this.kthBestModelPath;
       delete this.bestKModels[evict];
-      if (evict !== file) await removeCheckpoint(evict);
+      if (evict !== file && trainer.isGlobalZero) await removeCheckpoint(evict);
     }
     this.bestKModels[file] = score;
     const ranked = Object.entries(this.bestKModels).sort((a, b) => (this.better(a[1], b[1]) ? -1 : this.better(b[1], a[1]) ? 1 : 0));

@@ -47,6 +47,15 @@ export abstract class Strategy {
   async reduceMetrics(values: Record<string, number>, _ops: Record<string, 'mean' | 'sum' | 'max' | 'min'>): Promise<Record<string, number>> {
     return values;
   }
+  /**
+   * One decision for every process (Lightning's `reduce_boolean_decision`): with `all`,
+   * true only if it is true on every rank, else true if it is true on any. Callbacks that
+   * act collectively (a checkpoint save meets a barrier, a stop ends every rank's loop)
+   * decide through this, so ranks whose local metrics differ cannot part ways and hang.
+   */
+  async reduceBooleanDecision(decision: boolean, _options: { all?: boolean } = {}): Promise<boolean> {
+    return decision;
+  }
   /** Waits until every process reaches the barrier. */
   async barrier(_name?: string): Promise<void> {}
   /** Shard of the data this process reads (DistributedSampler's rank/num_replicas). */

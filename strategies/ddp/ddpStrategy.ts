@@ -257,6 +257,13 @@ export class DDPStrategy extends Strategy {
     return out;
   }
 
+  /** True on every rank (`all`, the default) or on any rank; the same answer everywhere. */
+  override async reduceBooleanDecision(decision: boolean, options: { all?: boolean } = {}): Promise<boolean> {
+    if (this.worldSize === 1) return decision;
+    const votes = await this.processGroup.allGatherObject(decision);
+    return options.all === false ? votes.some(Boolean) : votes.every(Boolean);
+  }
+
   /** Waits until every rank reaches a barrier of the same name. */
   override async barrier(name = 'barrier'): Promise<void> {
     if (this.worldSize === 1) return;
