@@ -3,7 +3,7 @@
  *
  * 1. `tensorflow` from `@tensorflow/tfjs-node-gpu` (libtensorflow + CUDA), for `gpu`/`auto`;
  * 2. `tensorflow` from `@tensorflow/tfjs-node` (libtensorflow on the CPU);
- * 3. `lightclip-cpu`, lightclip's native addon (OpenBLAS matmul, native elementwise kernels);
+ * 3. `lightclip-cpu`, lightclip's native addon (a BLAS GEMM when one loads, else its own kernels);
  * 4. tfjs `cpu`, plain JavaScript kernels (about 0.5 GFLOP/s on a 1024³ matmul).
  *
  * The tfjs-node packages download libtensorflow when installed, so they cannot be
@@ -54,7 +54,8 @@ const NATIVE_MODULE = './native/backend.js';
 const DESCRIPTIONS: Record<string, string> = {
   gpu: `libtensorflow with CUDA, from ${GPU_PACKAGE}`,
   tensorflow: `libtensorflow CPU kernels, from ${CPU_PACKAGE}`,
-  [NATIVE_BACKEND_NAME]: 'lightclip native addon: OpenBLAS matmul and native elementwise kernels',
+  // Replaced by `describeNativeBackend` once the addon has said which GEMM it runs.
+  [NATIVE_BACKEND_NAME]: 'lightclip native addon: native GEMM and elementwise kernels',
   cpu: `tfjs JavaScript kernels; install ${CPU_PACKAGE} or build the native addon for speed`,
 };
 
@@ -145,6 +146,37 @@ async function tryNative(warnings: string[]): Promise<boolean> {
   return activate(NATIVE_BACKEND_NAME, warnings);
 }
 
+/** What the native addon reported at initialisation (the fields `describeNativeBackend` reads). */
+export interface NativeGemmInfo {
+  isa: string;
+  blas: string | null;
+  blasReason: string | null;
+  threads: number;
+}
+
+const BLAS_NAMES: Record<string, string> = { openblas: 'OpenBLAS', mkl: 'MKL', blis: 'BLIS' };
+const ISA_NAMES: Record<string, string> = { avx512: 'AVX-512', avx2: 'AVX2', base: 'portable' };
+
+/**
+ * The start-up line's account of the native backend: which GEMM runs (a BLAS library, or
+ * the built-in AVX-512 / AVX2 / portable kernel and why no BLAS was loaded) and the threads.
+ */
+export function describeNativeBackend(info: NativeGemmInfo | null): string {
+  if (info === null) return DESCRIPTIONS[NATIVE_BACKEND_NAME]!;
+  const gemm = info.blas !== null
+    ? `${BLAS_NAMES[info.blas] ?? info.blas} GEMM`
+    : `built-in ${ISA_NAMES[info.isa] ?? info.isa} GEMM kernel${info.blasReason ? ` (no BLAS: ${info.blasReason})` : ''}`;
+  return `lightclip native addon: ${gemm}, ${ISA_NAMES[info.isa] ?? info.isa} elementwise kernels, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+}
+
+/** Asks the native module what it loaded (a registered provider may not be ours: then the generic text). */
+async function nativeDescription(): Promise<string> {
+  if (nativeProvider !== undefined) return DESCRIPTIONS[NATIVE_BACKEND_NAME]!;
+  const mod = await tryImport(NATIVE_MODULE, []);
+  const info = typeof mod?.['nativeInfo'] === 'function' ? (mod['nativeInfo'] as () => NativeGemmInfo | null)() : null;
+  return describeNativeBackend(info);
+}
+
 /** The chain for `LIGHTCLIP_BACKEND=<forced>`, or the normal best-first chain. */
 async function choose(accelerator: Accelerator, forced: string | undefined, warnings: string[]): Promise<BackendSelection | undefined> {
   const tfGpu = async (): Promise<BackendSelection | undefined> =>
@@ -152,7 +184,7 @@ async function choose(accelerator: Accelerator, forced: string | undefined, warn
   const tfCpu = async (): Promise<BackendSelection | undefined> =>
     (await tryTensorflow(CPU_PACKAGE, warnings)) ? { name: 'tensorflow', description: DESCRIPTIONS['tensorflow']! } : undefined;
   const native = async (): Promise<BackendSelection | undefined> =>
-    (await tryNative(warnings)) ? { name: NATIVE_BACKEND_NAME, description: DESCRIPTIONS[NATIVE_BACKEND_NAME]! } : undefined;
+    (await tryNative(warnings)) ? { name: NATIVE_BACKEND_NAME, description: await nativeDescription() } : undefined;
   const named = (name: string) => async (): Promise<BackendSelection | undefined> =>
     (await activate(name, warnings)) ? { name, description: DESCRIPTIONS[name] ?? `tfjs ${name} backend` } : undefined;
 
