@@ -329,15 +329,15 @@ export class Trainer {
         await this.strategy.barrier('prepareData');
         await this.datamodule.setup(stage);
       }
-      for (const cb of this.callbacks) await cb.setup(this, module, stage);
+      await callCallbackHooks(this, 'setup', stage);
       await body();
     } catch (err) {
       status = 'failed';
       failure = err;
-      for (const cb of this.callbacks) await cb.onException(this, module, err);
+      await callCallbackHooks(this, 'onException', err);
       throw err;
     } finally {
-      for (const cb of this.callbacks) await cb.teardown(this, module, stage);
+      await callCallbackHooks(this, 'teardown', stage);
       if (this.datamodule) await this.datamodule.teardown(stage);
       for (const logger of this.strategy.isGlobalZero ? this.loggers : []) logger.finalize(status);
       // Optimizer slots are tfjs tensors: free them when the run ends (a new fit calls

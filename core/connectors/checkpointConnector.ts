@@ -2,7 +2,7 @@ import { tf, type Tensor } from '../tf.js';
 import { loadCheckpointFile, saveCheckpointFile } from '../checkpoint/io.js';
 import { MisconfigurationError } from '../errors.js';
 import { defaultGenerator } from '../random.js';
-import { callModuleHook } from '../hooks/call.js';
+import { callCallbackHooks, callModuleHook } from '../hooks/call.js';
 import type { FitLoopState } from '../loops/fitLoop.js';
 import type { Trainer } from '../trainer.js';
 
@@ -91,8 +91,9 @@ export class CheckpointConnector {
     if (t.strategy.isGlobalZero) {
       const { tensors, json, owned } = this.dump(weightsOnly);
       try {
+        // Callbacks before the module, as every other hook (core/hooks/call.ts).
+        await callCallbackHooks(t, 'onSaveCheckpoint', json);
         callModuleHook(t, 'onSaveCheckpoint', json);
-        for (const cb of t.callbacks) await cb.onSaveCheckpoint(t, t.lightningModule, json);
         await saveCheckpointFile(filePath, { tensors, json });
       } finally {
         tf.dispose(owned);
@@ -140,8 +141,8 @@ export class CheckpointConnector {
       t.datamodule?.loadStateDict(record.datamodule ?? {});
       defaultGenerator.setState(record.rng);
       t.fitLoop.loadStateDict(record.loops.fitLoop);
+      await callCallbackHooks(t, 'onLoadCheckpoint', record);
       callModuleHook(t, 'onLoadCheckpoint', record);
-      for (const cb of t.callbacks) await cb.onLoadCheckpoint(t, t.lightningModule, record);
       return record;
     } finally {
       tf.dispose(Object.values(tensors));

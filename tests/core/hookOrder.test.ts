@@ -94,3 +94,45 @@ describe('hook order', () => {
     ]);
   });
 });
+
+describe('checkpoint and setup hooks', () => {
+  it('go through core/hooks/call.ts, callbacks before the module, on save and on load', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'lc-hooks-'));
+    const seen: string[] = [];
+    class Named extends Callback {
+      override setup(trainer: Trainer): void {
+        seen.push(`Callback.setup@${trainer.currentHookName}`);
+      }
+      override teardown(trainer: Trainer): void {
+        seen.push(`Callback.teardown@${trainer.currentHookName}`);
+      }
+      override onSaveCheckpoint(trainer: Trainer): void {
+        seen.push(`Callback.onSaveCheckpoint@${trainer.currentHookName}`);
+      }
+      override onLoadCheckpoint(trainer: Trainer): void {
+        seen.push(`Callback.onLoadCheckpoint@${trainer.currentHookName}`);
+      }
+    }
+    class Saving extends LinearRegressor {
+      override onSaveCheckpoint(): void {
+        seen.push(`onSaveCheckpoint@${this.trainer!.currentHookName}`);
+      }
+      override onLoadCheckpoint(): void {
+        seen.push(`onLoadCheckpoint@${this.trainer!.currentHookName}`);
+      }
+    }
+    const d = regressionData(16, 4);
+    const opts = { maxEpochs: 1, logger: false as const, enableProgressBar: false, enableCheckpointing: false };
+    const { ModelCheckpoint } = await import('../../callbacks/modelCheckpoint.js');
+    const first = new Trainer({ ...opts, callbacks: [new Named(), new ModelCheckpoint({ dirpath: dir, filename: 'a' })] });
+    await first.fit(new Saving(), { train: new ArrayDataLoader(d, { batchSize: 8 }) });
+    expect(seen).toEqual(['Callback.setup@setup', 'Callback.onSaveCheckpoint@onSaveCheckpoint', 'onSaveCheckpoint@onSaveCheckpoint', 'Callback.teardown@teardown']);
+    seen.length = 0;
+    await new Trainer({ ...opts, maxEpochs: 2, callbacks: [new Named()] }).fit(new Saving(), { train: new ArrayDataLoader(d, { batchSize: 8 }) }, { ckptPath: join(dir, 'a.ckpt') });
+    expect(seen.slice(0, 3)).toEqual(['Callback.setup@setup', 'Callback.onLoadCheckpoint@onLoadCheckpoint', 'onLoadCheckpoint@onLoadCheckpoint']);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
