@@ -4,8 +4,34 @@ import { MisconfigurationError, showValue } from '../core/errors.js';
 import { decodeKernel, type DecodedImage, type TransformPlan } from './decodeKernel.js';
 import { applyTransformPlan, type ImageInput } from './transforms.js';
 
-/** Result of one decode: the image, or why it failed (corrupt file, worker crash, cancelled). */
-export type DecodeOutcome = { ok: true; image: DecodedImage } | { ok: false; error: string; cancelled?: boolean };
+/**
+ * Result of one decode: the image, or why it failed. Only a failure of the sample itself
+ * (a corrupt or unreadable file) is a plain failure, which loaders skip and count;
+ * `cancelled` means the task was dropped (aborted, or the pool closed) and `fatal` that the
+ * machinery failed (a worker died, the process ran out of file descriptors or memory):
+ * neither says anything about the image, and loaders must not count them as corrupt.
+ */
+export type DecodeOutcome = { ok: true; image: DecodedImage } | { ok: false; error: string; cancelled?: boolean; fatal?: boolean };
+
+/**
+ * System error codes that are the machine's fault, not the file's (`errno` names Node
+ * gives `fs` errors): such a failure ends the run instead of skipping the sample.
+ */
+export const FATAL_ERROR_CODES: readonly string[] = ['EMFILE', 'ENFILE', 'ENOMEM', 'EIO', 'ENOSPC', 'EAGAIN'];
+
+/** Thrown by loaders when decoding failed for a reason other than the sample (see {@link DecodeOutcome}). */
+export class DecodeInfrastructureError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DecodeInfrastructureError';
+  }
+}
+
+function failureOf(err: unknown): DecodeOutcome {
+  const code = (err as { code?: unknown } | null)?.code;
+  const error = err instanceof Error ? err.message : String(err);
+  return typeof code === 'string' && FATAL_ERROR_CODES.includes(code) ? { ok: false, error, fatal: true } : { ok: false, error };
+}
 
 interface Task {
   id: number;
@@ -20,7 +46,7 @@ interface Slot {
   task: Task | null;
 }
 
-type WorkerReply = { id: number; ok: true; data: Float32Array; height: number; width: number } | { id: number; ok: false; error: string };
+type WorkerReply = { id: number; ok: true; data: Float32Array; height: number; width: number } | { id: number; ok: false; error: string; fatal: boolean };
 
 /**
  * Source of the decode worker. Why an `eval` worker: the worker must run the same code under
@@ -44,7 +70,8 @@ parentPort.on('message', async (msg) => {
     const out = await decodeKernel(sharp, bytes, msg.plan);
     parentPort.postMessage({ id: msg.id, ok: true, data: out.data, height: out.height, width: out.width }, [out.data.buffer]);
   } catch (err) {
-    parentPort.postMessage({ id: msg.id, ok: false, error: String(err && err.message ? err.message : err) });
+    const fatal = !!err && workerData.fatalCodes.includes(err.code);
+    parentPort.postMessage({ id: msg.id, ok: false, error: String(err && err.message ? err.message : err), fatal });
   }
 });
 `;
@@ -55,7 +82,7 @@ parentPort.on('message', async (msg) => {
  * task per worker at a time, the rest queued in submission order. Outputs come back as
  * transferred ArrayBuffers (no copy). Failures resolve to `{ ok: false }` rather than
  * rejecting, so a corrupt file is a skipped sample, never an unhandled rejection; a worker
- * that dies is replaced and only its current task fails.
+ * that dies is replaced and its current task fails as `fatal` (see {@link DecodeOutcome}).
  *
  * Idle workers are `unref`'d, so a pool nobody closed does not keep Node alive, while a
  * worker with a task in flight is `ref`'d, so awaiting a decode keeps the process running.
@@ -91,7 +118,7 @@ export class DecodePool {
     if (this.numWorkers === 0) {
       return applyTransformPlan(input, plan).then(
         (image): DecodeOutcome => ({ ok: true, image }),
-        (err: unknown): DecodeOutcome => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+        (err: unknown): DecodeOutcome => failureOf(err),
       );
     }
     return new Promise<DecodeOutcome>((resolve) => {
@@ -134,21 +161,21 @@ export class DecodePool {
   private spawn(): Slot {
     this.source ??= workerSource();
     this.sharpPath ??= createRequire(import.meta.url).resolve('sharp');
-    const worker = new Worker(this.source, { eval: true, workerData: { sharpPath: this.sharpPath } });
+    const worker = new Worker(this.source, { eval: true, workerData: { sharpPath: this.sharpPath, fatalCodes: FATAL_ERROR_CODES } });
     worker.unref();
     const slot: Slot = { worker, task: null };
     worker.on('message', (reply: WorkerReply) => {
       const task = slot.task;
       if (!task || task.id !== reply.id) return;
       slot.task = null;
-      task.resolve(reply.ok ? { ok: true, image: { data: reply.data, height: reply.height, width: reply.width } } : { ok: false, error: reply.error });
+      task.resolve(reply.ok ? { ok: true, image: { data: reply.data, height: reply.height, width: reply.width } } : reply.fatal ? { ok: false, error: reply.error, fatal: true } : { ok: false, error: reply.error });
       this.pump();
     });
     const onDeath = (why: string): void => {
       const i = this.slots.indexOf(slot);
       if (i < 0) return; // already removed (closed or handled)
       this.slots.splice(i, 1);
-      slot.task?.resolve({ ok: false, error: `decode worker died: ${why}` });
+      slot.task?.resolve({ ok: false, error: `decode worker died: ${why}`, fatal: true });
       slot.task = null;
       void slot.worker.terminate();
       this.pump();

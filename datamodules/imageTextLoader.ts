@@ -4,7 +4,7 @@ import { Generator } from '../core/random.js';
 import { checkShard } from '../core/sampler.js';
 import { tf } from '../core/tf.js';
 import type { DecodedImage, TransformPlan } from './decodeKernel.js';
-import type { DecodeOutcome, DecodePool } from './decodePool.js';
+import { DecodeInfrastructureError, type DecodeOutcome, type DecodePool } from './decodePool.js';
 import { epochOrder, numBatches, shardLength } from './sampler.js';
 import type { CaptionTokenizer, ImageTextBatch } from './types.js';
 
@@ -141,6 +141,15 @@ export class ImageTextLoader implements DataLoader<ImageTextBatch> {
         const item = window.shift()!;
         fill();
         const outcome = await item.outcome;
+        if (!outcome.ok && (outcome.cancelled || outcome.fatal)) {
+          // Not the image's fault: never a "corrupt image". A closed pool means the run is
+          // ending (the error that ended it is reported by whoever closed it).
+          throw new DecodeInfrastructureError(
+            outcome.cancelled
+              ? `decoding stopped while reading epoch ${epoch} (${outcome.error}): the image pipeline was shut down before the epoch ended`
+              : `image decoding failed for a reason other than the image (${outcome.error}) while reading ${item.path}`,
+          );
+        }
         if (!outcome.ok) {
           skipped++;
           o.onSkip(item.path, outcome.error);

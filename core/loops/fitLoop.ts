@@ -123,7 +123,16 @@ export class FitLoop {
         next = idx + 1 < maxBatches ? await it.next() : { done: true as const, value: undefined };
         isLast = next.done === true;
       }
-      const stop = await this.trainBatch(batch, idx, isLast);
+      let stop: boolean;
+      try {
+        stop = await this.trainBatch(batch, idx, isLast);
+      } catch (err) {
+        // The step's error is the run's error: the batch being read ahead is dropped, and
+        // whatever it fails with later (its loader is shut down by teardown) is not reported.
+        if (pending) pending.then((r) => tf.dispose(r.value as tf.TensorContainer), () => {});
+        tf.dispose(batch as tf.TensorContainer);
+        throw err;
+      }
       tf.dispose(batch as tf.TensorContainer);
       idx++;
       if (this.shouldValidate(idx, knownCount, isLast)) {
@@ -132,7 +141,7 @@ export class FitLoop {
       }
       if (stop || this.done) {
         stopped = !isLast;
-        if (pending) void pending.then((r) => tf.dispose(r.value as tf.TensorContainer));
+        if (pending) void pending.then((r) => tf.dispose(r.value as tf.TensorContainer), () => {});
         break;
       }
       if (knownCount !== undefined) next = pending ? await pending : { done: true as const, value: undefined };
