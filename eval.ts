@@ -6,7 +6,8 @@
  *   node dist/eval.js embed --weights W --model_name M --images DIR --texts FILE --out OUT.safetensors
  *
  * `--weights` takes a plain safetensors state dict with OpenAI/open_clip names, or a
- * lightclip `.ckpt` (its `state_dict.model.` prefix is stripped).
+ * lightclip `.ckpt` (its `state_dict.model.` prefix is stripped). A `.ckpt` of a
+ * fine-tuning run (`--image_encoder` + `--text_encoder`) is rebuilt from its hparams.
  */
 import 'reflect-metadata';
 import { existsSync, promises as fs } from 'node:fs';
@@ -20,7 +21,10 @@ import { runIfMain } from './core/cli.js';
 import { MisconfigurationError } from './core/errors.js';
 import * as F from './core/nn/functional.js';
 import { assetPath } from './core/paths.js';
-import { ZeroShotEval, zeroShotAccuracy, zeroShotClassifier, type TopKResult } from './callbacks/zeroShot.js';
+import { ZeroShotEval, zeroShotAccuracy, zeroShotClassifier, type TopKResult, type ZeroShotEncoders } from './callbacks/zeroShot.js';
+import { loadCheckpointFile } from './core/checkpoint/io.js';
+import { buildDualEncoder, isFinetuneHparams } from './modules/finetune.js';
+import type { TextTokenizer } from './modules/tokenizers/types.js';
 import { LabelledImageLoader, scanImageFolder } from './datamodules/imageFolder.js';
 import { clipEvalTransform } from './datamodules/transforms.js';
 import { resolveModelConfig } from './modules/clip/config.js';
@@ -60,9 +64,59 @@ export async function loadTemplates(file?: string): Promise<string[]> {
   return v as string[];
 }
 
-/** Tokenised prompts per class, `[templates, contextLength]` each. */
-export function classPromptTokens(tokenizer: ClipTokenizer, classNames: readonly string[], templates: readonly string[], contextLength: number): Tensor[] {
-  return classNames.map((name) => tokenizer.tokenizeToTensor(templates.map((t) => t.replaceAll('{}', name)), contextLength));
+/** Tokenised prompts per class, `[templates, contextLength]` each (CLIP BPE or a Hugging Face tokenizer). */
+export function classPromptTokens(tokenizer: TextTokenizer, classNames: readonly string[], templates: readonly string[], contextLength: number): Tensor[] {
+  return classNames.map((name) => tokenIds(tokenizer, templates.map((t) => t.replaceAll('{}', name)), contextLength));
+}
+
+function tokenIds(tokenizer: TextTokenizer, texts: string[], contextLength: number): Tensor {
+  const { ids, shape } = tokenizer.tokenize(texts, contextLength);
+  return tf.tensor2d(ids, shape, 'int32');
+}
+
+/** The towers `zeroshot`/`embed` run: a CLIP, or the DualEncoder of a fine-tuned (CustomClipWrapper) `.ckpt`. */
+interface EvalModel {
+  encoders: ZeroShotEncoders & { eval(): unknown };
+  tokenizer: TextTokenizer;
+  contextLength: number;
+  imageSize: number;
+  embedDim: number;
+  dispose(): void;
+}
+
+/**
+ * Builds the model `--weights` holds. A lightclip `.ckpt` whose hparams name an
+ * `image_encoder` and a `text_encoder` was written by a fine-tuning run: its DualEncoder
+ * is rebuilt from them (`--model_name` does not apply) and loaded from the checkpoint.
+ */
+async function loadEvalModel(weights: string, modelName: string, imageSize: number | undefined): Promise<EvalModel> {
+  if (!existsSync(weights)) throw new MisconfigurationError(`\`--weights\`: ${JSON.stringify(weights)} does not exist.`);
+  if (weights.endsWith('.ckpt')) {
+    const ckpt = await loadCheckpointFile(weights);
+    try {
+      const hparams = (ckpt.json as { hparams?: unknown }).hparams;
+      if (isFinetuneHparams(hparams)) {
+        const built = await buildDualEncoder(hparams);
+        await loadClipWeights(built.model, ckpt.tensors, { prefix: 'state_dict.model.' });
+        built.model.eval();
+        return {
+          encoders: built.model,
+          tokenizer: built.tokenizer,
+          contextLength: built.contextLength,
+          imageSize: imageSize ?? built.imageSize,
+          embedDim: built.model.textProjection.outFeatures,
+          dispose: () => built.model.dispose?.(),
+        };
+      }
+    } finally {
+      tf.dispose(Object.values(ckpt.tensors));
+    }
+  }
+  const cfg = resolveModelConfig(modelName);
+  const size = imageSize ?? cfg.vision.imageSize;
+  const model = createClip(cfg, { imageSize: size }).eval();
+  await loadWeights(model, weights);
+  return { encoders: model, tokenizer: ClipTokenizer.default(), contextLength: cfg.text.contextLength, imageSize: size, embedDim: cfg.embedDim, dispose: () => model.dispose?.() };
 }
 
 /** Builds a ZeroShotEval callback over an ImageNet-style folder (used by train.ts `--zeroshot_data`). */
@@ -70,7 +124,7 @@ export async function buildZeroShotCallback(o: {
   data: string;
   classNames?: string;
   templates?: string;
-  tokenizer: ClipTokenizer;
+  tokenizer: TextTokenizer;
   contextLength: number;
   imageSize: number;
   batchSize: number;
@@ -120,18 +174,16 @@ export async function zeroshot(argv: readonly string[], program = 'node dist/eva
   const r = resolveConfig(ZeroShotConfig, argv);
   if (r.help) return void console.log(renderConfigHelp(ZeroShotConfig, { usage: `usage: ${program} zeroshot --weights W --model_name M --data DIR` })), null;
   const c = r.config;
-  const cfg = resolveModelConfig(c.model_name);
-  const size = c.image_size ?? cfg.vision.imageSize;
   await selectBackend({ accelerator: c.accelerator });
   const scan = await scanImageFolder(required(c.data, '--data', 'an ImageNet-style folder'), { classNames: await loadClassNames(c.class_names) });
-  const model = createClip(cfg, { imageSize: size }).eval();
-  await loadWeights(model, required(c.weights, '--weights', 'a safetensors or .ckpt file'));
-  const tokens = classPromptTokens(ClipTokenizer.default(), scan.classNames, await loadTemplates(c.templates), cfg.text.contextLength);
-  const classifier = zeroShotClassifier(model, tokens);
+  const m = await loadEvalModel(required(c.weights, '--weights', 'a safetensors or .ckpt file'), c.model_name, c.image_size);
+  const tokens = classPromptTokens(m.tokenizer, scan.classNames, await loadTemplates(c.templates), m.contextLength);
+  const classifier = zeroShotClassifier(m.encoders, tokens);
   tf.dispose(tokens);
-  const loader = new LabelledImageLoader(scan.samples, size, c.batch_size);
-  const result = await zeroShotAccuracy(model, classifier, loader);
+  const loader = new LabelledImageLoader(scan.samples, m.imageSize, c.batch_size);
+  const result = await zeroShotAccuracy(m.encoders, classifier, loader);
   classifier.dispose();
+  m.dispose();
   console.log(`zero-shot on ${result.count} images, ${scan.classNames.length} classes: top-1 ${(100 * result.top1).toFixed(2)}%  top-5 ${(100 * result.top5).toFixed(2)}%`);
   if (loader.skipped) console.log(`skipped ${loader.skipped} unreadable image(s)`);
   return result;
@@ -142,7 +194,6 @@ export async function embed(argv: readonly string[], program = 'node dist/eval.j
   const r = resolveConfig(EmbedConfig, argv);
   if (r.help) return void console.log(renderConfigHelp(EmbedConfig, { usage: `usage: ${program} embed --weights W --model_name M --images DIR --texts FILE --out OUT.safetensors` })), null;
   const c = r.config;
-  const cfg = resolveModelConfig(c.model_name);
   await selectBackend({ accelerator: c.accelerator });
   const dir = required(c.images, '--images', 'a folder of images');
   const files = (await fs.readdir(dir).catch(() => {
@@ -155,9 +206,9 @@ export async function embed(argv: readonly string[], program = 'node dist/eval.j
   }))
     .split(/\r?\n/)
     .filter((l) => l.trim() !== '');
-  const model = createClip(cfg).eval();
-  await loadWeights(model, required(c.weights, '--weights', 'a safetensors or .ckpt file'));
-  const size = cfg.vision.imageSize;
+  const m = await loadEvalModel(required(c.weights, '--weights', 'a safetensors or .ckpt file'), c.model_name, undefined);
+  const model = m.encoders;
+  const size = m.imageSize;
   const transform = clipEvalTransform(size);
   const imageParts: Tensor[] = [];
   for (let i = 0; i < files.length; i += c.batch_size) {
@@ -166,19 +217,19 @@ export async function embed(argv: readonly string[], program = 'node dist/eval.j
     imageParts.push(tf.tidy(() => F.normalize(model.encodeImage(batch))));
     batch.dispose();
   }
-  const tokenizer = ClipTokenizer.default();
   const textParts: Tensor[] = [];
   for (let i = 0; i < lines.length; i += c.batch_size) {
-    const t = tokenizer.tokenizeToTensor(lines.slice(i, i + c.batch_size), cfg.text.contextLength);
+    const t = tokenIds(m.tokenizer, lines.slice(i, i + c.batch_size), m.contextLength);
     textParts.push(tf.tidy(() => F.normalize(model.encodeText(t))));
     t.dispose();
   }
-  const image = imageParts.length ? tf.concat(imageParts) : tf.zeros([0, cfg.embedDim]);
-  const text = textParts.length ? tf.concat(textParts) : tf.zeros([0, cfg.embedDim]);
+  const image = imageParts.length ? tf.concat(imageParts) : tf.zeros([0, m.embedDim]);
+  const text = textParts.length ? tf.concat(textParts) : tf.zeros([0, m.embedDim]);
   await writeSafetensors(required(c.out, '--out', 'the output .safetensors path'), { image, text }, { images: JSON.stringify(files), model_name: c.model_name });
-  console.log(`wrote ${files.length} image and ${lines.length} text embeddings (dim ${cfg.embedDim}) to ${c.out}`);
+  console.log(`wrote ${files.length} image and ${lines.length} text embeddings (dim ${m.embedDim}) to ${c.out}`);
   const out = { image: image.shape, text: text.shape };
   tf.dispose([image, text, ...imageParts, ...textParts]);
+  m.dispose();
   return out;
 }
 

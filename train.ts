@@ -30,18 +30,12 @@ import { createClip } from './modules/clip/factory.js';
 import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
 import { ClipWrapper } from './modules/wrappers/clipWrapper.js';
 import { CustomClipWrapper } from './modules/wrappers/customClipWrapper.js';
-import { HfTokenizer } from './modules/text/hfTokenizer.js';
 import { loadHfTextEncoder } from './modules/text/pretrained.js';
-import { ResNet, resnet18, resnet34, resnet50, resnet101, resnet152 } from './modules/vision/resnet.js';
-import { loadTorchvisionResnet } from './modules/weights/torchvisionResnet.js';
-import { readWeightsAsTensors } from './modules/weights/readWeights.js';
+import { RESNETS, loadTextTower, makeImageEncoder } from './modules/finetune.js';
 import type { TextTokenizer } from './modules/tokenizers/types.js';
 import { buildZeroShotCallback } from './eval.js';
 import './loggers/index.js';
 import './callbacks/index.js';
-
-/** Image encoders of `--image_encoder` (torchvision's ResNets, classifier head removed). */
-const RESNETS = { resnet18, resnet34, resnet50, resnet101, resnet152 } as const;
 
 /** Every flag of `train.ts` (train-CLIP's names; `--config` YAML/JSON files use the same keys). */
 export class TrainConfig {
@@ -106,26 +100,15 @@ export class TrainConfig {
 
 
 /** The fine-tuning model (train-CLIP's train_finetune.py): any image encoder + a HF text encoder. */
-async function buildFinetune(cfg: TrainConfig): Promise<{ model: ClipWrapper; tokenizer: TextTokenizer; imageSize: number }> {
+async function buildFinetune(cfg: TrainConfig): Promise<{ model: ClipWrapper; tokenizer: TextTokenizer; imageSize: number; contextLength: number }> {
   if (!cfg.image_encoder || !cfg.text_encoder) {
     throw new MisconfigurationError('Fine-tuning needs both `--image_encoder` (e.g. resnet50) and `--text_encoder` (a hub id or a local directory).');
   }
-  const makeImage = async (): Promise<ResNet> => {
-    const net = RESNETS[cfg.image_encoder as keyof typeof RESNETS]({ numClasses: 0 });
-    if (cfg.image_weights) {
-      const sd = await readWeightsAsTensors(cfg.image_weights);
-      try {
-        loadTorchvisionResnet(net, sd);
-      } finally {
-        tf.dispose(Object.values(sd));
-      }
-    }
-    return net;
-  };
-  const text = (await loadHfTextEncoder(cfg.text_encoder)).model;
-  const tokenizer = await HfTokenizer.fromPretrained(cfg.text_encoder, { contextLength: cfg.context_length });
-  const image = await makeImage();
-  const teacher = cfg.self_distillation ? { imageEncoder: await makeImage(), textEncoder: (await loadHfTextEncoder(cfg.text_encoder)).model } : undefined;
+  const { text, tokenizer, contextLength } = await loadTextTower(cfg.text_encoder, cfg.context_length);
+  const image = await makeImageEncoder(cfg.image_encoder, cfg.image_weights);
+  const teacher = cfg.self_distillation
+    ? { imageEncoder: await makeImageEncoder(cfg.image_encoder, cfg.image_weights), textEncoder: (await loadHfTextEncoder(cfg.text_encoder)).model }
+    : undefined;
   const model = new CustomClipWrapper(image, text, {
     imageDim: image.numFeatures,
     textDim: text.hiddenSize,
@@ -142,9 +125,9 @@ async function buildFinetune(cfg: TrainConfig): Promise<{ model: ClipWrapper; to
     selfDistillation: cfg.self_distillation,
     klCoeff: cfg.kl_coeff,
     teacher,
-    hparams: { ...cfg },
+    hparams: { ...cfg, context_length: contextLength },
   });
-  return { model, tokenizer, imageSize: cfg.image_size ?? 224 };
+  return { model, tokenizer, imageSize: cfg.image_size ?? 224, contextLength };
 }
 
 const USAGE = '--model_name ViT-B/32 --folder data/ [options]';
@@ -193,8 +176,7 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     imageSize = cfg.image_size ?? 224;
     contextLength = cfg.context_length;
   } else if (finetune) {
-    ({ model, tokenizer, imageSize } = await buildFinetune(cfg));
-    contextLength = cfg.context_length;
+    ({ model, tokenizer, imageSize, contextLength } = await buildFinetune(cfg));
   } else {
     const modelConfig = resolveModelConfig(cfg.model_name);
     imageSize = cfg.image_size ?? modelConfig.vision.imageSize;
@@ -229,7 +211,6 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     new LearningRateMonitor({ loggingInterval: 'step' }),
   ];
   if (cfg.zeroshot_data) {
-    if (!(tokenizer instanceof ClipTokenizer)) throw new MisconfigurationError('`--zeroshot_data` is supported with CLIP models (`--model_name`), not with `--text_encoder` yet.');
     callbacks.push(
       await buildZeroShotCallback({
         data: cfg.zeroshot_data,
