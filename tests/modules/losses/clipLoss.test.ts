@@ -15,8 +15,9 @@ describe('clipLossCore (symmetric InfoNCE)', () => {
     const expected = ((ce(L[0]!, 0) + ce(L[1]!, 1)) / 2 + (ce(Lt[0]!, 0) + ce(Lt[1]!, 1)) / 2) / 2;
     const got = clipLossCore(tf.tensor2d(I), tf.tensor2d(T), s).dataSync()[0]!;
     expect(got).toBeCloseTo(expected, 6);
-    // Hand value for the record: L = [[1.6, 0], [1.92, 1.6]].
-    expect(L[1]![0]).toBeCloseTo(1.92, 10);
+    // Independent reference: PyTorch 1.13, (F.cross_entropy(L, y) + F.cross_entropy(L.T, y)) / 2
+    // with L = 2·I·Tᵀ (printed by /usr/bin/python3; not computed by the code under test).
+    expect(got).toBeCloseTo(0.5248968601226807, 6);
   });
 
   it('matches a hand computation on 3×3 with a tensor scale, and is symmetric in its towers', () => {
@@ -28,6 +29,7 @@ describe('clipLossCore (symmetric InfoNCE)', () => {
     const expected = ([0, 1, 2].reduce((a, k) => a + ce(L[k]!, k), 0) / 3 + [0, 1, 2].reduce((a, k) => a + ce(Lt[k]!, k), 0) / 3) / 2;
     const got = clipLossCore(tf.tensor2d(I), tf.tensor2d(T), tf.scalar(s)).dataSync()[0]!;
     expect(got).toBeCloseTo(expected, 5);
+    expect(got).toBeCloseTo(2.127223491668701, 5); // PyTorch 1.13, as above with L = 10·I·Tᵀ
     const swapped = clipLossCore(tf.tensor2d(T), tf.tensor2d(I), s).dataSync()[0]!;
     expect(swapped).toBeCloseTo(got, 5);
   });
