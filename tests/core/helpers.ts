@@ -36,14 +36,14 @@ export class LinearRegressor extends LightningModule<XY> {
     this.losses.push(loss.dataSync()[0]!);
     return loss;
   }
-  validationStep(batch: XY): void {
+  override validationStep(batch: XY): void {
     const loss = tf.mean(tf.square(tf.sub(this.fc.forward(batch.x), batch.y)));
     this.log('val_loss', loss, { progBar: true, batchSize: batch.x.shape[0] });
   }
-  testStep(batch: XY): void {
+  override testStep(batch: XY): void {
     this.log('test_loss', tf.mean(tf.square(tf.sub(this.fc.forward(batch.x), batch.y))));
   }
-  predictStep(batch: XY): number[] {
+  override predictStep(batch: XY): number[] {
     return Array.from(tf.tidy(() => this.fc.forward(batch.x)).dataSync());
   }
   configureOptimizers(): OptimizerConfig {

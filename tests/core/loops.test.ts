@@ -89,6 +89,7 @@ describe('manual optimization', () => {
   it('two optimizers stepped by an async trainingStep; each step counts; schedulers are the module\'s to step', async () => {
     class TwoOpts extends LinearRegressor {
       override automaticOptimization = false;
+      // @ts-expect-error an async (manual-optimization) trainingStep: LightningModule allows it, LinearRegressor's own is synchronous
       override async trainingStep(batch: XY): Promise<Tensor> {
         const [wOpt, bOpt] = this.optimizers();
         const loss = this.manualBackward(() => tf.mean(tf.square(tf.sub(this.fc.forward(batch.x), batch.y))));

@@ -60,7 +60,7 @@ describe('decode failures that are not the image', () => {
     const dm = datamodule(lines);
     await dm.setup('fit');
     const it = dm.trainDataloader()[Symbol.asyncIterator]();
-    tf.dispose((await it.next()).value as tf.TensorContainer);
+    tf.dispose((await it.next()).value as unknown as tf.TensorContainer);
     await dm.teardown('fit');
     // Batches already decoded still arrive; the first one that needed the closed pool fails.
     let err: unknown = null;
@@ -68,7 +68,7 @@ describe('decode failures that are not the image', () => {
       const r = await it.next().catch((e: unknown) => ({ error: e }));
       if ('error' in r) err = r.error;
       else if (r.done) break;
-      else tf.dispose(r.value as tf.TensorContainer);
+      else tf.dispose(r.value as unknown as tf.TensorContainer);
     }
     expect(err).toBeInstanceOf(DecodeInfrastructureError);
     expect((err as Error).message).toMatch(/decoding stopped while reading epoch 0 \(decode pool closed\)/);

@@ -98,7 +98,7 @@ describe('the pool behind lightclip-cpu', () => {
     const y = tf.mul(x, 3);
     const values = y.dataSync();
     y.dispose();
-    for (let i = 0; i < 5; i++) tf.tidy(() => tf.add(tf.mul(x, 100), 1).dataId);
+    for (let i = 0; i < 5; i++) tf.tidy(() => void tf.add(tf.mul(x, 100), 1));
     expect(values.every((v) => v === 6)).toBe(true);
     x.dispose();
   });
@@ -115,7 +115,7 @@ describe('the pool behind lightclip-cpu', () => {
     const info = backend.makeTensorInfo([64], 'float32', backend.data.get(y.dataId).values.subarray(0, 64));
     const view = tf.engine().makeTensorFromTensorInfo(info) as Tensor;
     y.dispose();
-    for (let i = 0; i < 5; i++) tf.tidy(() => tf.neg(tf.mul(x, 10)).dataId);
+    for (let i = 0; i < 5; i++) tf.tidy(() => void tf.neg(tf.mul(x, 10)));
     expect(Array.from(view.dataSync()).every((v) => v === -5)).toBe(true);
     tf.dispose([x, view]);
   });

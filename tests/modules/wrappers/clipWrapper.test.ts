@@ -86,7 +86,7 @@ describe('ClipWrapper', () => {
 
   it('excludes gains, biases and logit_scale from weight decay', () => {
     const m = new ClipWrapper(new ToyTowers(), { weightDecay: 0.2, totalSteps: 10, warmupSteps: 2 });
-    const cfg = m.configureOptimizers() as { optimizer: { paramGroups: Array<{ params: unknown[]; weightDecay: number }> } };
+    const cfg = m.configureOptimizers() as unknown as { optimizer: { paramGroups: Array<{ params: unknown[]; weightDecay: number }> } };
     const [decay, noDecay] = cfg.optimizer.paramGroups;
     expect(decay!.weightDecay).toBe(0.2);
     expect(noDecay!.weightDecay).toBe(0);
