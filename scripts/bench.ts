@@ -3,7 +3,7 @@
  * and PyTorch; (b) CLIP training steps (scripts/bench/clip_step.ts: the real model in the real
  * ClipWrapper with AdamW) against the same architecture in PyTorch (torch_clip.py), and
  * transformer-block steps (steps.ts), in pairs per second; (c) the peak RSS of each, every
- * measurement in its own process; (d) DDP on loopback (strategies/ddp/bench.ts). Writes
+ * measurement in its own process; (d) DDP on loopback (scripts/bench/ddp.ts). Writes
  * bench/results.json and bench/results.md.
  *
  * Options: --quick (fewer sizes and steps, small CLIP only), --no-torch, --no-ddp,
@@ -23,8 +23,8 @@ import type { BenchResults, ClipStepRow, GemmRow, StepRow } from './bench/report
 import { CLIP_STEPS } from './bench/clip_step.js';
 import { STEP_BENCHMARKS } from './bench/steps.js';
 import { defaultNumThreads } from '../core/native/addon.js';
-import { benchDdp } from '../strategies/ddp/bench.js';
-import type { DdpBenchResult } from '../strategies/ddp/bench.js';
+import { benchDdp } from './bench/ddp.js';
+import type { DdpBenchResult } from './bench/ddp.js';
 
 const PYTHON = '/usr/bin/python3';
 

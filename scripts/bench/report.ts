@@ -1,8 +1,8 @@
 /**
  * bench/results.json's shape and its markdown rendering (bench/results.md).
  */
-import type { DdpBenchResult } from '../../strategies/ddp/bench.js';
-import { renderDdpBench } from '../../strategies/ddp/bench.js';
+import type { DdpBenchResult } from './ddp.js';
+import { renderDdpBench } from './ddp.js';
 
 /** One GEMM measurement. */
 export interface GemmRow {

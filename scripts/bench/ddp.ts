@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchDdp } from './launcher.js';
+import { launchDdp } from '../../strategies/ddp/launcher.js';
 
 /** One all-reduce measurement. */
 export interface AllReduceBench {
@@ -46,7 +46,7 @@ export interface DdpBenchOptions {
 
 async function runBenchWorkers(devices: number, args: string[]): Promise<Record<string, unknown>[]> {
   // The worker is the compiled sibling file: benchDdp runs from dist/ (npm run bench).
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'benchWorker.js');
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ddpWorker.js');
   let stdout = '';
   let stderr = '';
   const r = await launchDdp({
@@ -72,7 +72,7 @@ async function runBenchWorkers(devices: number, args: string[]): Promise<Record<
  * `npm run bench`'s DDP section: all-reduce bandwidth on loopback (2 processes by default)
  * and training throughput of a small MLP with 1 process vs 2 DDP processes (same batch per
  * process, so 2 processes do twice the samples per step). Each measurement runs in fresh
- * worker processes. Must run from `dist/` (it launches `benchWorker.js`).
+ * worker processes. Must run from `dist/` (it launches `ddpWorker.js`).
  */
 export async function benchDdp(options: DdpBenchOptions = {}): Promise<DdpBenchResult> {
   const sizes = options.sizes ?? [1_000_000, 10_000_000];

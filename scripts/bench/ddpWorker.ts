@@ -8,9 +8,9 @@ import { seedEverything } from '../../core/random.js';
 import { tf, type Tensor } from '../../core/tf.js';
 import { Trainer } from '../../core/trainer.js';
 import type { OptimizerConfig } from '../../core/types.js';
-import { DDPStrategy } from './ddpStrategy.js';
-import { detectClusterEnvironment } from './environment.js';
-import { ProcessGroup } from './processGroup.js';
+import { DDPStrategy } from '../../strategies/ddp/ddpStrategy.js';
+import { detectClusterEnvironment } from '../../strategies/ddp/environment.js';
+import { ProcessGroup } from '../../strategies/ddp/processGroup.js';
 
 /**
  * The worker of `benchDdp` (bench.ts), run by `launchDdp` from `dist/`: `allreduce` times
@@ -105,6 +105,6 @@ const num = (i: number, fallback: number): number => (rest[i] !== undefined ? Nu
 if (mode === 'allreduce') await benchAllReduce((rest[0] ?? '1000000,10000000').split(',').map(Number), num(1, 5));
 else if (mode === 'train') await benchTrain(num(0, 384), num(1, 64), num(2, 40), num(3, 5));
 else {
-  console.error('usage: benchWorker.js allreduce [sizes] [repeats] | train [width] [batch] [steps] [warmup]');
+  console.error('usage: ddpWorker.js allreduce [sizes] [repeats] | train [width] [batch] [steps] [warmup]');
   process.exitCode = 2;
 }
