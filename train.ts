@@ -96,6 +96,7 @@ export class TrainConfig {
   @Describe('validation batches: a fraction (0, 1) or a count, 0 disables validation (default: all)') @IsOptional() @IsNumber() @Min(0) limit_val_batches?: number;
   @Describe('RandomResizedCrop: smallest crop area as a fraction of the image (train-CLIP\'s --resize_ratio)') @IsNumber() @Min(0) resize_ratio = 0.75;
   @Describe('reshuffle the training set every epoch') @IsBoolean() shuffle = true;
+  @Describe('reproducible kernels: sets TF_DETERMINISTIC_OPS for tfjs-node(-gpu); the CPU backends already are') @IsBoolean() deterministic = false;
 }
 
 
@@ -240,6 +241,7 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     checkValEveryNEpoch: cfg.check_val_every_n_epoch,
     limitTrainBatches: cfg.limit_train_batches ?? null,
     limitValBatches: cfg.limit_val_batches ?? null,
+    deterministic: cfg.deterministic,
     callbacks,
   });
   await trainer.fit(model, datamodule, { ckptPath: cfg.resume ?? null });

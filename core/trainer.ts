@@ -18,6 +18,7 @@ import type { Parameter } from './nn/module.js';
 import { clipGradNorm, clipGradValue } from './optim/clip.js';
 import { seedEverything } from './random.js';
 import { ensureBackend } from './backend.js';
+import { applyDeterminism } from './deterministic.js';
 import { create, isRegistered } from './registry.js';
 import { SingleDeviceStrategy, type Strategy } from './strategy.js';
 import { normalizeOptimizerConfig, type OptimizerLike, type OptimizersAndSchedulers } from './types.js';
@@ -318,6 +319,7 @@ export class Trainer {
     this.shouldStop = false;
     this.datamodule = data instanceof LightningDataModule ? data : null;
     this.callbacks = mergeModuleCallbacks(this.callbacks, module.configureCallbacks());
+    for (const w of applyDeterminism(this.options.deterministic, this.options.seed)) if (this.strategy.isGlobalZero) console.warn(`lightclip: ${w}`);
     await ensureBackend({ accelerator: this.options.accelerator, quiet: !this.strategy.isGlobalZero });
     await this.strategy.setup();
     if (this.strategy.worldSize > 1) this.sharedLogDir = await this.strategy.broadcast(this.strategy.isGlobalZero ? this.logDir : null);

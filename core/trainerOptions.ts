@@ -39,7 +39,7 @@ export interface TrainerOptions {
   logEveryNSteps?: number;
   /** Seed of lightclip's generator (initialisation, dropout, shuffling). */
   seed?: number | null;
-  /** Insist on reproducible kernels (the CPU backends are deterministic; recorded in hparams). */
+  /** Reproducible kernels: sets TF_DETERMINISTIC_OPS/TF_CUDNN_DETERMINISTIC for tfjs-node(-gpu), warns without a seed (core/deterministic.ts). */
   deterministic?: boolean;
   /** Root of logs and checkpoints (default: the working directory). */
   defaultRootDir?: string;
