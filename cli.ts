@@ -63,7 +63,7 @@ export function version(): string {
 export async function renderHelp(dir = COMMANDS_DIR): Promise<string> {
   const rows: Array<[string, string]> = [];
   for (const name of commandNames(dir)) rows.push([name, (await loadCommand(name, dir)).description]);
-  const width = Math.max(8, ...rows.map(([n]) => n.length));
+  const width = Math.max('--version'.length, ...rows.map(([n]) => n.length));
   return [
     'usage: lightclip <command> [options]    (lightclip <command> --help for its options)',
     '',
