@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { tf, type Tensor } from '../../../core/tf.js';
+import { Module } from '../../../core/nn/module.js';
+import { Linear } from '../../../core/nn/linear.js';
+import { Embedding } from '../../../core/nn/embedding.js';
+import { Dropout } from '../../../core/nn/dropout.js';
+import { BatchNorm1d } from '../../../core/nn/norm.js';
+import { defaultGenerator, seedEverything } from '../../../core/random.js';
+import { ClipWrapper, type ContrastiveTowers } from '../../../modules/wrappers/clipWrapper.js';
+
+/** Two towers with dropout (as BERT/RoBERTa text towers, p large so masks matter) or BatchNorm. */
+class Towers extends Module implements ContrastiveTowers {
+  readonly img1 = this.registerModule('img1', new Linear(12, 16));
+  readonly img2 = this.registerModule('img2', new Linear(16, 8));
+  readonly emb = this.registerModule('emb', new Embedding(20, 6));
+  readonly txt = this.registerModule('txt', new Linear(6, 8));
+  readonly drop = this.registerModule('drop', new Dropout(0.4));
+  readonly bn: BatchNorm1d | null;
+  constructor(readonly kind: 'dropout' | 'batchnorm') {
+    super();
+    this.bn = kind === 'batchnorm' ? this.registerModule('bn', new BatchNorm1d(16)) : null;
+    this.registerParameter('logit_scale', tf.scalar(Math.log(1 / 0.07)));
+  }
+  encodeImage(images: Tensor): Tensor {
+    return tf.tidy(() => {
+      const h = this.img1.forward(tf.reshape(images, [images.shape[0]!, -1]));
+      return this.img2.forward(this.bn ? this.bn.forward(h) : this.drop.forward(tf.relu(h)));
+    });
+  }
+  encodeText(tokens: Tensor): Tensor {
+    return tf.tidy(() => this.txt.forward(this.kind === 'dropout' ? this.drop.forward(tf.mean(this.emb.forward(tokens), 1)) : tf.mean(this.emb.forward(tokens), 1)));
+  }
+}
+
+function batch(n: number) {
+  return { images: tf.randomNormal([n, 2, 2, 3], 0, 1, 'float32', 11), texts: tf.randomUniform([n, 5], 0, 20, 'int32', 12) };
+}
+
+/** Symmetric InfoNCE written out here (not lightclip's), on L2-normalised features. */
+function infoNce(zi: Tensor, zt: Tensor, logScale: Tensor): Tensor {
+  const unit = (z: Tensor) => tf.div(z, tf.sqrt(tf.sum(tf.square(z), 1, true)));
+  const logits = tf.mul(tf.matMul(unit(zi), unit(zt), false, true), tf.exp(logScale));
+  const eye = tf.oneHot(tf.range(0, zi.shape[0]!, 1, 'int32'), zi.shape[0]!);
+  const ce = (l: Tensor) => tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(l), eye), 1)));
+  return tf.div(tf.add(ce(logits), ce(tf.transpose(logits))), 2);
+}
+
+/**
+ * The reference: ONE tape over the batch loss, the towers run on consecutive chunks of
+ * `size` (images first, then texts, as the cache pass draws them) — i.e. the full-batch
+ * gradient for the dropout masks and BatchNorm chunks gradient caching uses.
+ */
+function reference(w: ClipWrapper, b: { images: Tensor; texts: Tensor }, size: number): Map<string, Float32Array> {
+  const n = b.images.shape[0]!;
+  const starts = Array.from({ length: Math.ceil(n / size) }, (_, i) => i * size);
+  const named = w.namedParameters();
+  const { value, grads } = tf.variableGrads(() => {
+    const enc = (f: (x: Tensor) => Tensor, x: Tensor) => tf.concat(starts.map((s) => f(tf.slice(x, s, Math.min(size, n - s)))));
+    const zi = enc((x) => w.model.encodeImage(x), b.images);
+    const zt = enc((x) => w.model.encodeText(x), b.texts);
+    return infoNce(zi, zt, w.logitScale.variable) as tf.Scalar;
+  }, named.map(([, p]) => p.variable));
+  const out = new Map(named.map(([name, p]) => [name, grads[p.variable.name]!.dataSync() as Float32Array]));
+  tf.dispose([value, ...Object.values(grads)]);
+  return out;
+}
+
+function maxAbsDiff(w: ClipWrapper, ref: Map<string, Float32Array>): { diff: number; scale: number } {
+  let diff = 0;
+  let scale = 0;
+  for (const [name, p] of w.namedParameters()) {
+    const a = ref.get(name)!;
+    const g = p.grad!.dataSync();
+    for (let i = 0; i < a.length; i++) {
+      diff = Math.max(diff, Math.abs(g[i]! - a[i]!));
+      scale = Math.max(scale, Math.abs(a[i]!));
+    }
+  }
+  return { diff, scale };
+}
+
+describe('exact gradient caching', () => {
+  it('dropout towers: the cache and gradient passes draw the same masks, so the gradient is the full-batch one', async () => {
+    seedEverything(1);
+    const w = new ClipWrapper(new Towers('dropout'), { minibatchSize: 3 });
+    w.train();
+    const b = batch(7);
+    seedEverything(42);
+    const { loss, logits } = await w.computeGradients(b);
+    const after = defaultGenerator.getState();
+    seedEverything(42);
+    const ref = reference(w, b, 3);
+    // The stream continues as if the batch had been drawn once (not once per pass).
+    expect(after).toEqual(defaultGenerator.getState());
+    const { diff, scale } = maxAbsDiff(w, ref);
+    expect(scale).toBeGreaterThan(1e-3);
+    expect(diff).toBeLessThan(1e-5 * Math.max(1, scale));
+    tf.dispose([loss, logits, b.images, b.texts]);
+  });
+
+  it('batchnorm towers: chunk statistics (the documented difference), running statistics updated once per chunk', async () => {
+    seedEverything(2);
+    const w = new ClipWrapper(new Towers('batchnorm'), { minibatchSize: 4 });
+    const refModel = new ClipWrapper(new Towers('batchnorm'));
+    refModel.loadStateDict(w.stateDict());
+    w.train();
+    refModel.train();
+    const b = batch(8);
+    const { loss, logits } = await w.computeGradients(b);
+    // Equal to one tape over BatchNorm batches of 4 (the chunks)...
+    const chunked = reference(refModel, b, 4);
+    const { diff, scale } = maxAbsDiff(w, chunked);
+    expect(scale).toBeGreaterThan(1e-3);
+    expect(diff).toBeLessThan(1e-5 * Math.max(1, scale));
+    // ...whose running statistics moved once per chunk: the cache pass left them alone.
+    const bn = (x: ClipWrapper) => (x.model as Towers).bn!;
+    expect(bn(w).numBatchesTracked!.dataSync()[0]).toBe(2);
+    const rm = bn(w).runningMean!.dataSync();
+    const rmRef = bn(refModel).runningMean!.dataSync();
+    rmRef.forEach((v, i) => expect(rm[i]).toBeCloseTo(v, 6));
+    expect(Math.max(...Array.from(rm).map(Math.abs))).toBeGreaterThan(1e-3);
+    // ...and not to a BatchNorm batch of 8: that is the difference README and --help state.
+    const full = reference(refModel, b, 8);
+    expect(maxAbsDiff(w, full).diff).toBeGreaterThan(1e-4);
+    tf.dispose([loss, logits, b.images, b.texts]);
+  });
+});
