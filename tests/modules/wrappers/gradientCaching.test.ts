@@ -6,7 +6,29 @@ import { Embedding } from '../../../core/nn/embedding.js';
 import { Dropout } from '../../../core/nn/dropout.js';
 import { BatchNorm1d } from '../../../core/nn/norm.js';
 import { defaultGenerator, seedEverything } from '../../../core/random.js';
+import { Strategy } from '../../../core/strategy.js';
+import type { Trainer } from '../../../core/trainer.js';
 import { ClipWrapper, type ContrastiveTowers } from '../../../modules/wrappers/clipWrapper.js';
+
+/**
+ * Rank 0 of two whose other rank holds the same batch: all-gather stacks the batch twice.
+ * The global loss L([X; X]) is symmetric in the two copies, so rank 0's slice ×2 is its
+ * full gradient, and averaging with an identical rank is the identity.
+ */
+class MirrorStrategy extends Strategy {
+  gathers = 0;
+  get name(): string {
+    return 'mirror';
+  }
+  override get worldSize(): number {
+    return 2;
+  }
+  override async allGather(t: Tensor): Promise<Tensor> {
+    this.gathers++;
+    await new Promise((r) => setTimeout(r, 1));
+    return tf.stack([t, t]);
+  }
+}
 
 /** Two towers with dropout (as BERT/RoBERTa text towers, p large so masks matter) or BatchNorm. */
 class Towers extends Module implements ContrastiveTowers {
@@ -123,5 +145,32 @@ describe('exact gradient caching', () => {
     const full = reference(refModel, b, 8);
     expect(maxAbsDiff(w, full).diff).toBeGreaterThan(1e-4);
     tf.dispose([loss, logits, b.images, b.texts]);
+  });
+});
+
+describe('ClipWrapper with features gathered from 2 ranks (in-process mirror)', () => {
+  it('one recorded forward (no caching) and gradient caching both give the global-batch gradient, without leaks', async () => {
+    for (const minibatchSize of [0, 3]) {
+      seedEverything(5);
+      const w = new ClipWrapper(new Towers('dropout'), { minibatchSize });
+      w.eval(); // no dropout: the reference below runs the towers on the doubled batch
+      const strategy = new MirrorStrategy();
+      w.trainer = { strategy } as unknown as Trainer;
+      const b = batch(6);
+      const doubled = { images: tf.concat([b.images, b.images]), texts: tf.concat([b.texts, b.texts]) };
+      const ref = reference(w, doubled, 12);
+      const before = tf.memory().numTensors;
+      const { loss, logits } = await w.computeGradients(b);
+      expect(strategy.gathers).toBe(2);
+      expect(logits.shape).toEqual([12, 12]);
+      const { diff, scale } = maxAbsDiff(w, ref);
+      expect(scale).toBeGreaterThan(1e-3);
+      expect(diff, `minibatchSize ${minibatchSize}`).toBeLessThan(1e-5 * Math.max(1, scale));
+      tf.dispose([loss, logits]);
+      for (const p of w.parameters()) p.zeroGrad();
+      expect(tf.memory().numTensors, `minibatchSize ${minibatchSize}: tensors left`).toBe(before);
+      w.trainer = null;
+      tf.dispose([b.images, b.texts, doubled.images, doubled.texts]);
+    }
   });
 });
