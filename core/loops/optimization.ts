@@ -69,11 +69,16 @@ function numericExtras(out: TrainingStepOutput): StepOutputs {
 
 /**
  * Automatic optimization of one batch, in Lightning's order:
- * `trainingStep` → `onBeforeZeroGrad` → `optimizerZeroGrad` (first batch of an
- * accumulation window) → `onBeforeBackward` → backward → `onAfterBackward`, all inside
- * the closure that `optimizerStep` runs; then `onBeforeOptimizerStep` → gradient sync
- * (DDP, once per optimizer step) → `configureGradientClipping` → the optimizer step.
+ * `trainingStep` → [`onBeforeZeroGrad` → `optimizerZeroGrad`, on the first batch of an
+ * accumulation window only, as Lightning's `zero_grad_fn`] → `onBeforeBackward` → backward →
+ * `onAfterBackward`, all inside the closure that `optimizerStep` runs; then gradient sync
+ * (DDP, once per optimizer step, so hooks see averaged gradients as in Lightning) →
+ * `onBeforeOptimizerStep` → `configureGradientClipping` → the optimizer step.
  * Between optimizer steps (accumulating) only the closure runs.
+ *
+ * A module that overrides `trainingGradients` computes its gradients itself (async) in
+ * place of `trainingStep` + backward, through a {@link GradientContext} that runs the same
+ * zero-grad and backward hooks; everything after is the same.
  *
  * Returns the step outputs (empty when the step was skipped) and whether the optimizer stepped.
  */
