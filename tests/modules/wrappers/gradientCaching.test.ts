@@ -9,7 +9,7 @@ import { defaultGenerator, seedEverything } from '../../../core/random.js';
 import { Strategy } from '../../../core/strategy.js';
 import { BertModel } from '../../../modules/text/bert.js';
 import { parseHfTextConfig, type BertConfig } from '../../../modules/text/config.js';
-import { CustomClipWrapper, type ImageEncoder } from '../../../modules/wrappers/customClipWrapper.js';
+import { CustomClipWrapper, type ImageEncoder, type TextEncoder } from '../../../modules/wrappers/customClipWrapper.js';
 import { TINY_BERT } from '../text/fixtures.js';
 import type { Trainer } from '../../../core/trainer.js';
 import { ClipWrapper, type ContrastiveTowers } from '../../../modules/wrappers/clipWrapper.js';
@@ -157,6 +157,13 @@ describe('exact gradient caching', () => {
   });
 });
 
+class FlatText extends Module implements TextEncoder {
+  readonly emb = this.registerModule('emb', new Embedding(20, 6));
+  forward(ids: Tensor, mask: Tensor): { lastHiddenState: Tensor } {
+    return { lastHiddenState: tf.tidy(() => tf.mul(this.emb.forward(ids), tf.expandDims(tf.cast(mask, 'float32'), 2))) };
+  }
+}
+
 class FlatImage extends Module implements ImageEncoder {
   readonly fc = this.registerModule('fc', new Linear(12, 10));
   forward(images: Tensor): Tensor {
@@ -209,5 +216,32 @@ describe('ClipWrapper with features gathered from 2 ranks (in-process mirror)', 
       w.trainer = null;
       tf.dispose([b.images, b.texts, doubled.images, doubled.texts]);
     }
+  });
+
+  it('CustomClipWrapper with self-distillation: the recorded forward and gradient caching give the same gathered gradient', async () => {
+    const make = (minibatchSize: number) =>
+      new CustomClipWrapper(new FlatImage(), new FlatText(), {
+        imageDim: 10, textDim: 6, embedDim: 8, avgWordEmbs: true, minibatchSize, selfDistillation: true,
+        teacher: { imageEncoder: new FlatImage(), textEncoder: new FlatText() },
+      });
+    seedEverything(6);
+    const a = make(0);
+    const c = make(2);
+    c.loadStateDict(a.stateDict());
+    const b = batch(6);
+    const texts = tf.add(tf.mod(b.texts, 19), 1); // no padding id 0
+    const grads: Map<string, Float32Array>[] = [];
+    for (const w of [a, c]) {
+      w.train();
+      w.trainer = { strategy: new MirrorStrategy() } as unknown as Trainer;
+      const r = await w.computeGradients({ images: b.images, texts });
+      tf.dispose([r.loss, r.logits]);
+      grads.push(new Map(w.namedParameters().filter(([, p]) => p.grad).map(([n, p]) => [n, p.grad!.dataSync() as Float32Array])));
+      w.trainer = null;
+    }
+    expect([...grads[0]!.keys()].sort()).toEqual([...grads[1]!.keys()].sort());
+    expect(grads[0]!.has('sink_temp')).toBe(true);
+    for (const [n, g] of grads[0]!) g.forEach((v, i) => expect(grads[1]!.get(n)![i], n).toBeCloseTo(v, 5));
+    tf.dispose([b.images, b.texts, texts]);
   });
 });
