@@ -82,7 +82,7 @@ export abstract class LightningModule<B = unknown> extends Module {
   /**
    * Optional, automatic optimization only: computes the batch's gradients itself, for steps
    * whose backward cannot be one synchronous tape (gradient caching, features all-gathered
-   * across processes). When defined, the Trainer calls it in place of `trainingStep` inside
+   * across processes). When overridden, the Trainer calls it in place of `trainingStep` inside
    * the optimizer closure and keeps everything else Lightning's: zero-grad and the backward
    * hooks (through `grad`), `onAfterBackward`, accumulation, gradient sync, clipping,
    * `optimizerStep`, LR schedulers. Return the loss (for logging) as `trainingStep` would,
