@@ -44,7 +44,7 @@ export class TrainConfig {
   @Describe('validation folder (default: hold out --val_fraction of --folder)') @IsOptional() @IsString() val_folder?: string;
   @Describe('fraction of --folder held out for validation when no --val_folder (default: none)') @IsOptional() @IsNumber() @Min(0) val_fraction?: number;
   @Describe('image-text pairs per step (per process)') @IsInt() @Min(1) batch_size = 64;
-  @Describe('gradient-caching chunk size (0: whole batch at once)') @IsInt() @Min(0) minibatch_size = 0;
+  @Describe('gradient-caching chunk size (0: whole batch at once); exact gradient, dropout replayed per chunk; BatchNorm normalises each chunk by its own statistics') @IsInt() @Min(0) minibatch_size = 0;
   @Describe('image decoding worker threads (0: main thread)') @IsInt() @Min(0) num_workers = 2;
   @Describe('training image size (default: the model config resolution)') @IsOptional() @IsInt() @Min(8) image_size?: number;
   @Describe('epochs to train') @IsInt() @Min(-1) max_epochs = 32;

@@ -5,7 +5,7 @@
  */
 export { tf, type Tensor, type Variable } from './tf.js';
 export { Trainer, type TrainerOptions, type Loaders } from './trainer.js';
-export { LightningModule, type ManualOptimizer } from './module.js';
+export { LightningModule, type GradientContext, type ManualOptimizer } from './module.js';
 export { LightningDataModule, type DataLoader, type Stage } from './datamodule.js';
 export { ArrayDataLoader, type ArrayDataLoaderOptions } from './data.js';
 export { Callback, type TensorState } from './callback.js';
@@ -14,7 +14,7 @@ export { Strategy, SingleDeviceStrategy } from './strategy.js';
 export { MisconfigurationError } from './errors.js';
 export { register, registerClass, create, getEntry, isRegistered, listRegistered, type RegistryEntry } from './registry.js';
 export { Generator, defaultGenerator, seedEverything } from './random.js';
-export { backward } from './autograd.js';
+export { RecordedForward, backward } from './autograd.js';
 export { selectBackend, registerNativeBackendProvider, type Accelerator, type BackendSelection } from './backend.js';
 export { Describe, parseCliFlags, loadConfigFile, parseConfig, resolveConfig, renderConfigHelp } from './config.js';
 export { readSafetensors, writeSafetensors, loadSafetensorsAsTensors, encodeSafetensors, decodeSafetensors, SafetensorsError } from './checkpoint/safetensors.js';

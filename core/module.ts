@@ -1,5 +1,5 @@
 import { tf, type Tensor } from './tf.js';
-import { Module } from './nn/module.js';
+import { Module, type Parameter } from './nn/module.js';
 import { MisconfigurationError } from './errors.js';
 import type { Trainer } from './trainer.js';
 import type { Callback } from './callback.js';
@@ -35,6 +35,30 @@ export interface ManualOptimizer {
   zeroGrad(): void;
 }
 
+/**
+ * What the Trainer hands {@link LightningModule.trainingGradients}: the module computes its
+ * gradients (possibly in several tapes, around awaits), the Trainer keeps everything else.
+ * Every gradient added through it is scaled by `scale` (1/accumulateGradBatches).
+ */
+export interface GradientContext {
+  /** The factor applied to every gradient added through this context. */
+  readonly scale: number;
+  /**
+   * Announces the batch loss before any gradient is added: runs `onBeforeZeroGrad` →
+   * `optimizerZeroGrad` (first batch of an accumulation window) → `onBeforeBackward(loss)`.
+   * Call it once, before `backward`/`accumulateGrad`; `backward` without it announces itself.
+   */
+  beforeBackward(loss: Tensor): void;
+  /**
+   * Differentiates `lossFn` on the tape and adds `scale`× its gradient to every trainable
+   * parameter. If the loss was not announced yet, `lossFn`'s value is the batch loss and is
+   * announced on the tape before it is differentiated. Returns its (unscaled) value; the caller disposes it.
+   */
+  backward(lossFn: () => Tensor): Tensor;
+  /** Adds `scale`× `grad` to `param.grad` (takes ownership of `grad`). */
+  accumulateGrad(param: Parameter, grad: Tensor): void;
+}
+
 export abstract class LightningModule<B = unknown> extends Module {
   /** When false, `trainingStep` drives backward and the optimizers itself (`manualBackward`, `optimizers()`). */
   automaticOptimization = true;
@@ -54,6 +78,25 @@ export abstract class LightningModule<B = unknown> extends Module {
    * tape); with manual optimization it may be async (await collectives, optimizer steps).
    */
   abstract trainingStep(batch: B, batchIdx: number): TrainingStepOutput | Promise<TrainingStepOutput>;
+
+  /**
+   * Optional, automatic optimization only: computes the batch's gradients itself, for steps
+   * whose backward cannot be one synchronous tape (gradient caching, features all-gathered
+   * across processes). When overridden, the Trainer calls it in place of `trainingStep` inside
+   * the optimizer closure and keeps everything else Lightning's: zero-grad and the backward
+   * hooks (through `grad`), `onAfterBackward`, accumulation, gradient sync, clipping,
+   * `optimizerStep`, LR schedulers. Return the loss (for logging) as `trainingStep` would,
+   * or nothing to skip the batch before announcing a loss. Not overridden (the default), the
+   * Trainer runs `trainingStep` on the tape instead.
+   */
+  trainingGradients(_batch: B, _batchIdx: number, _grad: GradientContext): Promise<TrainingStepOutput> {
+    throw new MisconfigurationError('`trainingGradients` is not implemented by this module (the Trainer runs `trainingStep` on the tape).');
+  }
+
+  /** Whether this module computes its own gradients ({@link trainingGradients} is overridden). */
+  get computesOwnGradients(): boolean {
+    return this.trainingGradients !== LightningModule.prototype.trainingGradients;
+  }
 
   /** One validation step; log metrics with `this.log`. */
   validationStep(_batch: B, _batchIdx: number): TrainingStepOutput {

@@ -12,7 +12,7 @@ import type { Logger } from './logger.js';
 import { FitLoop } from './loops/fitLoop.js';
 import { runEvaluationLoop } from './loops/evaluationLoop.js';
 import { checkLimit, limitBatches } from './loops/limits.js';
-import { manualBackward } from './loops/optimization.js';
+import { manualBackward, verifyManualOptimizationSupport } from './loops/optimization.js';
 import type { LightningModule } from './module.js';
 import type { Parameter } from './nn/module.js';
 import { clipGradNorm, clipGradValue } from './optim/clip.js';
@@ -216,6 +216,7 @@ export class Trainer {
       this.valDataloader = this.datamodule ? this.datamodule.valDataloader() : ((data as Loaders).val ?? null);
       this.shardLoaders(this.trainDataloader, this.valDataloader);
       this.configureOptimizers();
+      verifyManualOptimizationSupport(this);
       // Rank 0 decides which file every rank resumes from ('last' may differ across nodes).
       const ckpt = await this.strategy.broadcast(await this.resolveCkptPath(options.ckptPath ?? null));
       if (ckpt) await this.checkpointConnector.restore(ckpt);

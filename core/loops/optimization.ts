@@ -1,7 +1,8 @@
 import { tf, type Tensor } from '../tf.js';
 import { MisconfigurationError } from '../errors.js';
 import { callCallbackHooks, callModuleHook, callTapeHooks } from '../hooks/call.js';
-import type { LightningModule } from '../module.js';
+import type { GradientContext, LightningModule } from '../module.js';
+import type { Parameter } from '../nn/module.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingStepOutput } from '../types.js';
 
@@ -68,11 +69,16 @@ function numericExtras(out: TrainingStepOutput): StepOutputs {
 
 /**
  * Automatic optimization of one batch, in Lightning's order:
- * `trainingStep` → `onBeforeZeroGrad` → `optimizerZeroGrad` (first batch of an
- * accumulation window) → `onBeforeBackward` → backward → `onAfterBackward`, all inside
- * the closure that `optimizerStep` runs; then `onBeforeOptimizerStep` → gradient sync
- * (DDP, once per optimizer step) → `configureGradientClipping` → the optimizer step.
+ * `trainingStep` → [`onBeforeZeroGrad` → `optimizerZeroGrad`, on the first batch of an
+ * accumulation window only, as Lightning's `zero_grad_fn`] → `onBeforeBackward` → backward →
+ * `onAfterBackward`, all inside the closure that `optimizerStep` runs; then gradient sync
+ * (DDP, once per optimizer step, so hooks see averaged gradients as in Lightning) →
+ * `onBeforeOptimizerStep` → `configureGradientClipping` → the optimizer step.
  * Between optimizer steps (accumulating) only the closure runs.
+ *
+ * A module that overrides `trainingGradients` computes its gradients itself (async) in
+ * place of `trainingStep` + backward, through a {@link GradientContext} that runs the same
+ * zero-grad and backward hooks; everything after is the same.
  *
  * Returns the step outputs (empty when the step was skipped) and whether the optimizer stepped.
  */
@@ -95,25 +101,30 @@ export async function runAutomaticOptimization(
   let outputs: StepOutputs = {};
   let skipped = false;
 
-  const closure = async (): Promise<void> => {
+  // Lightning's zero_grad_fn: only on the first batch of an accumulation window.
+  const beforeBackward = (loss: Tensor): void => {
+    if (firstInWindow) {
+      callTapeHooks(trainer, 'onBeforeZeroGrad', optimizer);
+      callModuleHook(trainer, 'optimizerZeroGrad', trainer.currentEpoch, batchIdx, optimizer);
+    }
+    callTapeHooks(trainer, 'onBeforeBackward', loss);
+  };
+
+  const tapeClosure = async (): Promise<void> => {
     let extras: StepOutputs = {};
     const lossValue = tapeBackward(
       module,
       () => {
         const out = callModuleHook(trainer, 'trainingStep', batch, batchIdx);
         if (out instanceof Promise) {
-          throw new MisconfigurationError('`trainingStep` must be synchronous with automatic optimization (it runs inside the gradient tape). Use `automaticOptimization = false` for an async step.');
+          throw new MisconfigurationError('`trainingStep` must be synchronous with automatic optimization (it runs inside the gradient tape). Implement `trainingGradients` (async, computes its own gradients) or use `automaticOptimization = false`.');
         }
         const loss = lossOf(out);
         if (loss === null) return null;
         extras = numericExtras(out);
         return accumulate > 1 ? tf.div(loss, accumulate) : loss;
       },
-      (loss) => {
-        callTapeHooks(trainer, 'onBeforeZeroGrad', optimizer);
-        if (firstInWindow) callModuleHook(trainer, 'optimizerZeroGrad', trainer.currentEpoch, batchIdx, optimizer);
-        callTapeHooks(trainer, 'onBeforeBackward', loss);
-      },
+      beforeBackward,
     );
     if (lossValue === null) {
       skipped = true;
@@ -124,6 +135,29 @@ export async function runAutomaticOptimization(
     outputs = { loss: lossValue.dataSync()[0]! * accumulate, ...extras };
     lossValue.dispose();
   };
+
+  const gradientsClosure = async (): Promise<void> => {
+    const ctx = new TrainerGradientContext(module, 1 / accumulate, beforeBackward);
+    const previous = trainer.currentHookName;
+    trainer.currentHookName = 'trainingStep'; // logs get trainingStep's defaults
+    let out: TrainingStepOutput;
+    try {
+      out = await module.trainingGradients(batch, batchIdx, ctx);
+    } finally {
+      trainer.currentHookName = previous;
+    }
+    const loss = lossOf(out);
+    if (loss === null) {
+      if (ctx.announced) throw new MisconfigurationError('`trainingGradients` announced a loss (gradients were added) but returned none: return the loss, or skip the batch before `beforeBackward`/`backward`.');
+      skipped = true;
+      return;
+    }
+    if (!ctx.announced) throw new MisconfigurationError('`trainingGradients` returned a loss without adding any gradient: call `grad.backward(lossFn)`, or `grad.beforeBackward(loss)` then add the gradients.');
+    callTapeHooks(trainer, 'onAfterBackward');
+    outputs = { loss: loss.dataSync()[0]!, ...numericExtras(out) };
+    tf.dispose(out as tf.TensorContainer);
+  };
+  const closure = module.computesOwnGradients ? gradientsClosure : tapeClosure;
 
   if (!shouldStep) {
     await closure();
@@ -176,4 +210,79 @@ export function manualBackward(trainer: Trainer, module: LightningModule, lossFn
   if (value === null) throw new MisconfigurationError('`manualBackward` needs a loss function that returns a tensor.');
   callTapeHooks(trainer, 'onAfterBackward');
   return value;
+}
+
+/** The {@link GradientContext} of one batch under automatic optimization. */
+class TrainerGradientContext implements GradientContext {
+  announced = false;
+
+  constructor(
+    private readonly module: LightningModule,
+    readonly scale: number,
+    private readonly announce: (loss: Tensor) => void,
+  ) {}
+
+  beforeBackward(loss: Tensor): void {
+    if (this.announced) throw new MisconfigurationError('`grad.beforeBackward(loss)` was called twice for one batch: announce the batch loss once.');
+    this.announced = true;
+    // Hooks see the loss as it is differentiated: divided by accumulateGradBatches (Lightning's order).
+    if (this.scale === 1) this.announce(loss);
+    else {
+      const scaled = tf.mul(loss, this.scale);
+      this.announce(scaled);
+      scaled.dispose();
+    }
+  }
+
+  backward(lossFn: () => Tensor): Tensor {
+    const announceHere = !this.announced;
+    const value = tapeBackward(
+      this.module,
+      () => {
+        const loss = lossFn();
+        if (loss.rank !== 0) throw new MisconfigurationError(`\`grad.backward\` needs a scalar, got shape [${loss.shape.join(', ')}].`);
+        return this.scale === 1 ? loss : tf.mul(loss, this.scale);
+      },
+      (loss) => {
+        if (!announceHere) return;
+        this.announced = true;
+        this.announce(loss);
+      },
+    )!;
+    if (this.scale === 1) return value;
+    const unscaled = tf.div(value, this.scale);
+    value.dispose();
+    return unscaled;
+  }
+
+  accumulateGrad(param: Parameter, grad: Tensor): void {
+    if (!this.announced) throw new MisconfigurationError('`grad.accumulateGrad` before the loss was announced: call `grad.beforeBackward(loss)` first (zero-grad runs there).');
+    if (this.scale === 1) param.accumulateGrad(grad);
+    else {
+      param.accumulateGrad(tf.mul(grad, this.scale));
+      grad.dispose();
+    }
+  }
+}
+
+/**
+ * Lightning's manual-optimization checks: Trainer flags that act on the automatic path
+ * (accumulation, gradient clipping) cannot act on a step the module drives itself, so
+ * setting them is an error rather than silently ignored.
+ * @throws MisconfigurationError naming the flag.
+ */
+export function verifyManualOptimizationSupport(trainer: Trainer): void {
+  if (trainer.lightningModule.automaticOptimization) return;
+  if (trainer.gradientClipVal !== null && trainer.gradientClipVal > 0) {
+    throw new MisconfigurationError(
+      `Automatic gradient clipping is not supported for manual optimization (\`gradientClipVal: ${trainer.gradientClipVal}\`, \`--gradient_clip_val\`). ` +
+        'Remove it, or call `this.clipGradients(optimizer, value, algorithm)` in `trainingStep` yourself.',
+    );
+  }
+  if (trainer.accumulateGradBatches !== 1) {
+    throw new MisconfigurationError(
+      `Automatic gradient accumulation is not supported for manual optimization (\`accumulateGradBatches: ${trainer.accumulateGradBatches}\`, \`--accumulate_grad_batches\`). ` +
+        'Remove it, or accumulate in `trainingStep` and step the optimizer every N batches yourself.',
+    );
+  }
 }

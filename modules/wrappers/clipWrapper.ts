@@ -6,8 +6,10 @@ import * as F from '../../core/nn/functional.js';
 import { AdamW } from '../../core/optim/adamw.js';
 import { CosineWarmupScheduler } from '../../core/optim/lrScheduler.js';
 import { weightDecayParamGroups } from '../../core/optim/paramGroups.js';
-import { tapeBackward } from '../../core/loops/optimization.js';
-import type { OptimizerConfig } from '../../core/types.js';
+import { RecordedForward, backward } from '../../core/autograd.js';
+import { defaultGenerator } from '../../core/random.js';
+import type { GradientContext } from '../../core/module.js';
+import type { OptimizerConfig, OptimizerLike } from '../../core/types.js';
 import { clipLossCore, retrievalAccuracy } from '../losses/clipLoss.js';
 
 /** What ClipWrapper needs of a two-tower model (the CLIP module, or any image/text pair). */
@@ -49,25 +51,39 @@ export interface ClipWrapperOptions {
 /**
  * train-CLIP's `CLIPWrapper`: contrastive training of a two-tower model with symmetric
  * InfoNCE over the global batch, AdamW + linear warmup + cosine, the logit scale clamped
- * to [0, ln 100] after each step (Radford et al. 2021, §2.5), and image→text /
+ * to [0, ln 100] after each optimizer step (Radford et al. 2021, §2.5), and image→text /
  * text→image top-1 retrieval accuracy logged.
  *
- * Optimization is manual, for gradient caching (Gao et al. 2021, "Scaling Deep
- * Contrastive Learning Batch Size under Memory Limited Setup"): with `minibatchSize` m
- * < batch size, features of the whole batch are computed without gradients in chunks of m,
- * the loss and its gradient with respect to the features (and the logit scale) are taken
- * on the cached features, then each chunk is re-encoded with gradients and back-propagated
- * with its slice of the feature gradient. The result is exactly the big-batch gradient
- * (train-CLIP's version re-derives the loss per chunk and so counts the logit-scale
- * gradient 2n times; here it is counted once).
+ * Optimization is the Trainer's (automatic): ClipWrapper only computes the batch's
+ * gradients, in {@link trainingGradients}; zero-grad, accumulation (`accumulateGradBatches`),
+ * DDP gradient averaging, clipping (`gradientClipVal`), the optimizer step, the LR scheduler
+ * and every hook are the Trainer's, in Lightning's order. The clamp (and self-distillation's
+ * EMA teacher update) run in {@link optimizerStep}, i.e. once per optimizer step.
  *
- * Under DDP the features are all-gathered, every rank computes the global loss, and each
- * back-propagates its local slice scaled by the world size, so that the gradient
- * averaging of DDP yields the gradient of the global-batch loss (open_clip's
- * gather-with-grad semantics).
+ * Three ways to the same gradient, all of the global-batch loss:
+ * - one process, no gradient caching: one tape over forward and loss;
+ * - DDP, no gradient caching: one forward on a recorded tape ({@link RecordedForward}), the
+ *   features all-gathered, the loss of the global batch and its gradient with respect to
+ *   the features taken on the gathered features, and this rank's slice back-propagated
+ *   through the recorded forward — one forward per sample, as open_clip's gather with
+ *   local features;
+ * - gradient caching (Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size
+ *   under Memory Limited Setup"), `minibatchSize` m < batch size: features of the batch in
+ *   chunks of m without gradients, the loss and its feature gradient on the cached (and
+ *   gathered) features, then each chunk re-encoded with gradients and back-propagated with
+ *   its slice of the feature gradient. The generator state before each chunk's cache pass
+ *   is restored before its gradient pass (GradCache's `RandContext`), so dropout draws the
+ *   same masks twice and the gradient is exactly that of the batch loss. BatchNorm
+ *   normalises each chunk by the chunk's own statistics (as in GradCache and train-CLIP),
+ *   so a BatchNorm tower's loss is that of m-sample BatchNorm batches, not of the full
+ *   batch; running statistics are updated once per chunk, by the gradient pass only.
+ *   (train-CLIP re-derives the loss per chunk and counts the logit-scale gradient 2n
+ *   times; here it is counted once.)
+ *
+ * Under DDP every rank computes the global loss and back-propagates its local slice ×
+ * world size, so that DDP's gradient averaging yields the gradient of the global-batch loss.
  */
 export class ClipWrapper extends LightningModule<ImageTextPairs> {
-  override automaticOptimization = false;
   readonly model: ContrastiveTowers;
   readonly minibatchSize: number;
   protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
@@ -123,13 +139,17 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     return { optimizer, lrScheduler: { scheduler, interval: 'step' } };
   }
 
-  /** Normalised features of `x` in chunks of `size` without gradients (BatchNorm statistics untouched). */
-  protected cachedFeatures(encode: (x: Tensor) => Tensor, x: Tensor, size: number): Tensor {
+  /**
+   * Normalised features of `x` in chunks of `size` without gradients. Pushes the generator
+   * state before each chunk onto `states` (the gradient pass replays it), and leaves
+   * BatchNorm running statistics as they were (the gradient pass updates them).
+   */
+  protected cachedFeatures(encode: (x: Tensor) => Tensor, x: Tensor, size: number, states: number[][]): Tensor {
     const saved = this.model.namedBuffers().map(([, b]) => [b, tf.clone(b)] as const);
-    const parts = chunks(x.shape[0]!, size).map(([start, len]) =>
-      tf.tidy(() => F.normalize(encode(tf.slice(x, start, len)))),
-    );
-    // The cache pass must not update running statistics a second time (the gradient pass does).
+    const parts = chunks(x.shape[0]!, size).map(([start, len]) => {
+      states.push(defaultGenerator.getState());
+      return tf.tidy(() => F.normalize(encode(tf.slice(x, start, len))));
+    });
     for (const [b, copy] of saved) {
       b.assign(copy);
       copy.dispose();
@@ -166,20 +186,16 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     return clipLossCore(imageFeatures, textFeatures, tf.exp(heads[0]!));
   }
 
-  /** Runs backward with the Trainer's hooks when attached (and plainly in unit tests). */
-  private backward(lossFn: () => Tensor): Tensor {
-    return this.trainer ? this.manualBackward(lossFn) : tapeBackward(this, lossFn)!;
-  }
-
   /**
    * Accumulates the gradient of the (global) batch loss into every parameter's `grad`,
    * with gradient caching when `minibatchSize` is below the batch size. Returns the loss
-   * and the logits of the (global) batch; the caller disposes both.
+   * and the logits of the (global) batch; the caller disposes both. Without `grad` (tests,
+   * benchmarks: no Trainer) gradients are added unscaled and no hook runs.
    */
-  async computeGradients(batch: ImageTextPairs): Promise<{ loss: Tensor; logits: Tensor }> {
+  async computeGradients(batch: ImageTextPairs, grad: GradientContext = new PlainGradients(this)): Promise<{ loss: Tensor; logits: Tensor }> {
     await this.beforeGradients(batch);
     try {
-      return await this.featureGradients(batch);
+      return await this.featureGradients(batch, grad);
     } finally {
       this.afterGradients();
     }
@@ -192,61 +208,136 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
   /** Called after each optimizer step (self-distillation updates its EMA teacher here). */
   protected afterOptimizerStep(): void {}
 
-  private async featureGradients(batch: ImageTextPairs): Promise<{ loss: Tensor; logits: Tensor }> {
+  private async featureGradients(batch: ImageTextPairs, grad: GradientContext): Promise<{ loss: Tensor; logits: Tensor }> {
     const { images, texts } = batch;
     const n = images.shape[0]!;
-    const strategy = this.trainer?.strategy;
-    const world = strategy?.worldSize ?? 1;
-    const heads = this.headParameters();
-    if ((this.minibatchSize === 0 || this.minibatchSize >= n) && world === 1) {
+    const world = this.trainer?.strategy.worldSize ?? 1;
+    const caching = this.minibatchSize > 0 && this.minibatchSize < n;
+    if (!caching && world === 1) {
       let kept: Tensor | null = null;
-      const loss = this.backward(() => {
+      const loss = grad.backward(() => {
         const zi = F.normalize(this.model.encodeImage(images));
         const zt = F.normalize(this.model.encodeText(texts));
         kept = tf.keep(tf.mul(tf.matMul(zi, zt, false, true), tf.exp(this.logitScale.variable)));
-        return this.featureLoss(zi, zt, heads.map((p) => p.variable));
+        return this.featureLoss(zi, zt, this.headParameters().map((p) => p.variable));
       });
       return { loss, logits: kept! };
     }
-    const m = this.minibatchSize === 0 ? n : this.minibatchSize;
-    const zi = this.cachedFeatures((x) => this.model.encodeImage(x), images, m);
-    const zt = this.cachedFeatures((x) => this.model.encodeText(x), texts, m);
+    if (!caching) return this.gatheredGradients(batch, grad);
+    return this.cachedGradients(batch, grad);
+  }
+
+  /**
+   * The loss of the gathered features and its gradients: with respect to this rank's rows
+   * of the image and text features (×world, see the class comment) and to the head
+   * parameters. Announces the loss (zero-grad and `onBeforeBackward` run there).
+   */
+  private async globalLoss(zi: Tensor, zt: Tensor, grad: GradientContext): Promise<{ loss: Tensor; logits: Tensor; gi: Tensor; gt: Tensor; gHeads: Tensor[] }> {
+    const strategy = this.trainer?.strategy;
+    const world = strategy?.worldSize ?? 1;
+    const n = zi.shape[0]!;
+    const heads = this.headParameters();
     const allI = await this.gather(zi);
     const allT = await this.gather(zt);
     const { value, grads } = tf.valueAndGrads((...xs: Tensor[]) => this.featureLoss(xs[0]!, xs[1]!, xs.slice(2)))([allI, allT, ...heads.map((p) => p.variable)]);
     const logits = tf.tidy(() => tf.mul(tf.matMul(allI, allT, false, true), tf.exp(this.logitScale.variable)));
     const [gI, gT, ...gHeads] = grads as Tensor[];
-    // This rank's rows; ×world so DDP's averaging gives the global-batch gradient.
     const offset = (strategy?.globalRank ?? 0) * n;
-    const localI = tf.tidy(() => tf.mul(tf.slice(gI!, offset, n), world));
-    const localT = tf.tidy(() => tf.mul(tf.slice(gT!, offset, n), world));
-    for (const [start, len] of chunks(n, m)) {
-      this.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeImage(tf.slice(images, start, len))), tf.slice(localI, start, len)))).dispose();
-      this.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeText(tf.slice(texts, start, len))), tf.slice(localT, start, len)))).dispose();
-    }
-    heads.forEach((p, i) => (p.requiresGrad ? p.accumulateGrad(gHeads[i]!) : gHeads[i]!.dispose()));
-    tf.dispose([zi, zt, gI!, gT!, localI, localT]);
+    const gi = tf.tidy(() => tf.mul(tf.slice(gI!, offset, n), world));
+    const gt = tf.tidy(() => tf.mul(tf.slice(gT!, offset, n), world));
+    tf.dispose([gI!, gT!]);
     if (allI !== zi) tf.dispose([allI, allT]);
-    return { loss: value, logits };
+    grad.beforeBackward(value);
+    return { loss: value, logits, gi, gt, gHeads };
   }
 
-  override async trainingStep(batch: ImageTextPairs): Promise<Tensor> {
+  private addHeadGradients(grad: GradientContext, gHeads: Tensor[]): void {
+    this.headParameters().forEach((p, i) => (p.requiresGrad ? grad.accumulateGrad(p, gHeads[i]!) : gHeads[i]!.dispose()));
+  }
+
+  /** DDP without gradient caching: one recorded forward, all-gather, back-propagate the local slice. */
+  private async gatheredGradients(batch: ImageTextPairs, grad: GradientContext): Promise<{ loss: Tensor; logits: Tensor }> {
+    const rec = RecordedForward.record(() => [F.normalize(this.model.encodeImage(batch.images)), F.normalize(this.model.encodeText(batch.texts))]);
+    let g: Awaited<ReturnType<ClipWrapper['globalLoss']>>;
+    try {
+      g = await this.globalLoss(rec.outputs[0]!, rec.outputs[1]!, grad);
+    } catch (err) {
+      rec.dispose();
+      throw err;
+    }
+    const heads = new Set(this.headParameters());
+    const params = this.parameters().filter((p) => p.requiresGrad && !heads.has(p));
+    const towerGrads = rec.backward([g.gi, g.gt], params.map((p) => p.variable));
+    params.forEach((p, i) => {
+      const t = towerGrads[i];
+      if (t) grad.accumulateGrad(p, t);
+    });
+    this.addHeadGradients(grad, g.gHeads);
+    tf.dispose([g.gi, g.gt]);
+    return { loss: g.loss, logits: g.logits };
+  }
+
+  /** Gradient caching: cache pass, loss on cached features, gradient pass per chunk with the cache pass's randomness. */
+  private async cachedGradients(batch: ImageTextPairs, grad: GradientContext): Promise<{ loss: Tensor; logits: Tensor }> {
+    const { images, texts } = batch;
+    const m = this.minibatchSize;
+    const imageStates: number[][] = [];
+    const textStates: number[][] = [];
+    const zi = this.cachedFeatures((x) => this.model.encodeImage(x), images, m, imageStates);
+    const zt = this.cachedFeatures((x) => this.model.encodeText(x), texts, m, textStates);
+    const after = defaultGenerator.getState();
+    let g: Awaited<ReturnType<ClipWrapper['globalLoss']>>;
+    try {
+      g = await this.globalLoss(zi, zt, grad);
+    } finally {
+      tf.dispose([zi, zt]);
+    }
+    try {
+      chunks(images.shape[0]!, m).forEach(([start, len], i) => {
+        defaultGenerator.setState(imageStates[i]!);
+        grad.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeImage(tf.slice(images, start, len))), tf.slice(g.gi, start, len)))).dispose();
+        defaultGenerator.setState(textStates[i]!);
+        grad.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeText(tf.slice(texts, start, len))), tf.slice(g.gt, start, len)))).dispose();
+      });
+    } finally {
+      // Continue the stream where the cache pass left it, as if the batch had run once.
+      defaultGenerator.setState(after);
+      tf.dispose([g.gi, g.gt]);
+    }
+    this.addHeadGradients(grad, g.gHeads);
+    return { loss: g.loss, logits: g.logits };
+  }
+
+  /**
+   * The loss of one batch on this process in one tape (no gradient caching, no gather):
+   * the definition {@link trainingGradients} differentiates. The Trainer calls
+   * `trainingGradients`; this is for use inside a tape of your own.
+   */
+  override trainingStep(batch: ImageTextPairs): Tensor {
+    return tf.tidy(() =>
+      this.featureLoss(F.normalize(this.model.encodeImage(batch.images)), F.normalize(this.model.encodeText(batch.texts)), this.headParameters().map((p) => p.variable)),
+    );
+  }
+
+  /** The Trainer's entry point: the batch's gradients (gradient caching, all-gather), then the logs. */
+  override async trainingGradients(batch: ImageTextPairs, _batchIdx: number, grad: GradientContext): Promise<{ loss: Tensor }> {
     const n = batch.images.shape[0]!;
-    const world = this.trainer!.strategy.worldSize;
-    const [opt] = this.optimizers();
-    opt!.zeroGrad();
-    const { loss, logits } = await this.computeGradients(batch);
-    await opt!.step();
-    for (const sched of this.lrSchedulers()) sched.step();
-    this.clampLogitScale();
-    this.afterOptimizerStep();
+    const world = this.trainer?.strategy.worldSize ?? 1;
+    const { loss, logits } = await this.computeGradients(batch, grad);
     const acc = retrievalAccuracy(logits);
     logits.dispose();
     const bs = n * world;
     this.log('train_loss', loss, { progBar: true, batchSize: bs });
     this.log('train_acc', (acc.imageToText + acc.textToImage) / 2, { progBar: true, batchSize: bs });
     this.log('logit_scale', Math.exp(this.logitScale.variable.dataSync()[0]!));
-    return loss;
+    return { loss };
+  }
+
+  /** The Trainer's optimizer step, then the clamp and {@link afterOptimizerStep}: once per optimizer step. */
+  override async optimizerStep(epoch: number, batchIdx: number, optimizer: OptimizerLike, closure: () => Promise<void>): Promise<void> {
+    await super.optimizerStep(epoch, batchIdx, optimizer, closure);
+    this.clampLogitScale();
+    this.afterOptimizerStep();
   }
 
   /** Clamps the logit scale to [0, ln 100] after each step, as in the CLIP paper (§2.5). */
@@ -262,10 +353,11 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     const logits = tf.mul(tf.matMul(zi, zt, false, true), scale);
     const n = batch.images.shape[0]!;
     const acc = retrievalAccuracy(logits);
-    this.log('val_loss', clipLossCore(zi, zt, scale), { progBar: true, batchSize: n });
-    this.log('val_acc_i2t', acc.imageToText, { batchSize: n });
-    this.log('val_acc_t2i', acc.textToImage, { batchSize: n });
-    this.log('val_acc', (acc.imageToText + acc.textToImage) / 2, { progBar: true, batchSize: n });
+    // Each rank validates its own shard: the epoch values are averaged over ranks (syncDist).
+    this.log('val_loss', clipLossCore(zi, zt, scale), { progBar: true, batchSize: n, syncDist: true });
+    this.log('val_acc_i2t', acc.imageToText, { batchSize: n, syncDist: true });
+    this.log('val_acc_t2i', acc.textToImage, { batchSize: n, syncDist: true });
+    this.log('val_acc', (acc.imageToText + acc.textToImage) / 2, { progBar: true, batchSize: n, syncDist: true });
   }
 }
 
@@ -274,4 +366,17 @@ export function chunks(n: number, size: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (let s = 0; s < n; s += size) out.push([s, Math.min(size, n - s)]);
   return out;
+}
+
+/** Gradients straight into `param.grad`, no hooks, no scaling: `computeGradients` outside a Trainer. */
+class PlainGradients implements GradientContext {
+  readonly scale = 1;
+  constructor(private readonly module: Module) {}
+  beforeBackward(): void {}
+  backward(lossFn: () => Tensor): Tensor {
+    return backward(this.module.parameters(), lossFn);
+  }
+  accumulateGrad(param: Parameter, grad: Tensor): void {
+    param.accumulateGrad(grad);
+  }
 }

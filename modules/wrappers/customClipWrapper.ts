@@ -113,6 +113,8 @@ export class CustomClipWrapper extends ClipWrapper {
   readonly klCoeff: number;
   readonly teacherDecay: number;
   private readonly encoderLr: number;
+  private readonly lockImage: boolean;
+  private readonly lockText: boolean;
   private readonly sinkTemp: Parameter | null = null;
   private targets: DistillationTargets | null = null;
 
@@ -123,8 +125,10 @@ export class CustomClipWrapper extends ClipWrapper {
     this.encoderLr = options.encoderLr ?? this.opts.lr;
     this.klCoeff = options.klCoeff ?? 1;
     this.teacherDecay = options.teacherDecay ?? 0.999;
-    if (options.lockImage) imageEncoder.requiresGrad(false);
-    if (options.lockText) textEncoder.requiresGrad(false);
+    this.lockImage = options.lockImage ?? false;
+    this.lockText = options.lockText ?? false;
+    if (this.lockImage) imageEncoder.requiresGrad(false);
+    if (this.lockText) textEncoder.requiresGrad(false);
     if (options.selfDistillation) {
       if (!options.teacher) throw new MisconfigurationError('`--self_distillation` needs a teacher: pass `teacher: { imageEncoder, textEncoder }` built like the student.');
       if (!(this.teacherDecay >= 0 && this.teacherDecay < 1)) throw new MisconfigurationError(`\`teacherDecay\` must be in [0, 1), got ${this.teacherDecay}.`);
@@ -147,6 +151,19 @@ export class CustomClipWrapper extends ClipWrapper {
     const total = this.opts.totalSteps ?? this.trainer?.estimatedSteppingBatches ?? 1;
     const warmup = Math.min(this.opts.warmupSteps, Math.max(0, total - 1));
     return { optimizer, lrScheduler: { scheduler: new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) }), interval: 'step' } };
+  }
+
+  /**
+   * `train()` as usual, except that the EMA teacher and locked towers stay in eval mode: no
+   * dropout in the teacher's targets, no BatchNorm running-statistics updates (and
+   * running statistics used) in a tower that is not trained.
+   */
+  override train(mode = true): this {
+    super.train(mode);
+    this.teacher?.eval();
+    if (this.lockImage) this.dual.visual.eval();
+    if (this.lockText) this.dual.transformer.eval();
+    return this;
   }
 
   protected override headParameters(): Parameter[] {

@@ -1,8 +1,8 @@
 /**
  * The CLIP training-step benchmarks: the real lightclip model (`createClip`) inside the real
- * `ClipWrapper`, stepped exactly as `ClipWrapper.trainingStep` does it (zeroGrad,
- * `computeGradients` = forward + symmetric InfoNCE + backward, AdamW over ClipWrapper's own
- * param groups, LR scheduler step, logit-scale clamp) minus the logging, which needs a Trainer.
+ * `ClipWrapper`, stepped as the Trainer steps it (zeroGrad, `computeGradients` = forward +
+ * symmetric InfoNCE + backward, AdamW over ClipWrapper's own param groups, LR scheduler step,
+ * logit-scale clamp) minus the hooks and logging, which need a Trainer.
  * scripts/bench/torch_clip.py builds the same architecture in PyTorch; both report their
  * parameter count so the bench can check that the two models are the same size.
  */
