@@ -62,7 +62,14 @@ export function version(): string {
 /** The `lightclip --help` text: usage and every command with its description. */
 export async function renderHelp(dir = COMMANDS_DIR): Promise<string> {
   const rows: Array<[string, string]> = [];
-  for (const name of commandNames(dir)) rows.push([name, (await loadCommand(name, dir)).description]);
+  for (const name of commandNames(dir)) {
+    // One broken command must not hide the others from --help.
+    const description = await loadCommand(name, dir).then(
+      (c) => c.description,
+      (err: unknown) => `(cannot be loaded: ${err instanceof Error ? err.message.split('\n')[0] : String(err)})`,
+    );
+    rows.push([name, description]);
+  }
   const width = Math.max('--version'.length, ...rows.map(([n]) => n.length));
   return [
     'usage: lightclip <command> [options]    (lightclip <command> --help for its options)',

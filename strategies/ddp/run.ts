@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MisconfigurationError } from '../../core/errors.js';
@@ -73,6 +74,19 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   }
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+/** Whether node was started with this file (through a symlink too: npm's bin links, a linked node_modules). */
+function isMain(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  const self = fileURLToPath(import.meta.url);
+  if (path.resolve(script) === self) return true;
+  try {
+    return realpathSync(script) === realpathSync(self);
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   process.exitCode = await runCli(process.argv.slice(2));
 }

@@ -38,6 +38,10 @@ describe('lightclip <command>', () => {
     fs.writeFileSync(path.join(dir, 'hello.ts'), "export const description = 'says hello';\nexport async function run(argv) { console.log('hello ' + argv.join(',')); return 7; }\n");
     fs.writeFileSync(path.join(dir, 'broken.ts'), 'export const x = 1;\n');
     expect(commandNames(dir)).toEqual(['broken', 'hello']);
+    expect(await lightclip(['--help'], dir)).toBe(0);
+    expect(out.join('')).toMatch(/^ {2}broken +\(cannot be loaded: .*broken\.ts is not a lightclip command/m);
+    expect(out.join('')).toMatch(/^ {2}hello +says hello$/m);
+    out.length = 0;
     expect(await lightclip(['hello', '--a', '1'], dir)).toBe(7);
     expect(out).toContain('hello --a,1');
     expect(await lightclip(['broken'], dir)).toBe(1);
