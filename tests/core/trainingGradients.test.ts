@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { tf, type Tensor } from '../../core/tf.js';
 import { Trainer } from '../../core/trainer.js';
 import { ArrayDataLoader } from '../../core/data.js';
-import type { GradientContext } from '../../core/module.js';
+import { LightningModule, type GradientContext } from '../../core/module.js';
+import { Linear } from '../../core/nn/index.js';
+import { SGD } from '../../core/optim/sgd.js';
+import type { OptimizerConfig } from '../../core/types.js';
 import type { TrainingStepOutput } from '../../core/types.js';
 import { LinearRegressor, regressionData, type XY } from './helpers.js';
 
@@ -59,12 +62,17 @@ describe('trainingGradients (a module computing its own gradients under automati
 });
 
 describe('manual optimization and Trainer flags it cannot honour', () => {
-  class Manual extends LinearRegressor {
+  // Its own class (not LinearRegressor's subclass): an async trainingStep has another signature.
+  class Manual extends LightningModule<XY> {
     override automaticOptimization = false;
-    override async trainingStep(batch: XY): Promise<Tensor> {
+    readonly fc = this.registerModule('fc', new Linear(4, 1));
+    configureOptimizers(): OptimizerConfig {
+      return new SGD(this.parameters(), { lr: 0.1 });
+    }
+    async trainingStep(batch: XY): Promise<Tensor> {
       const [opt] = this.optimizers();
       opt!.zeroGrad();
-      const loss = this.manualBackward(() => mse(this, batch));
+      const loss = this.manualBackward(() => tf.mean(tf.square(tf.sub(this.fc.forward(batch.x), batch.y))));
       await opt!.step();
       return loss;
     }
