@@ -92,6 +92,9 @@ export class TrainConfig {
   @Describe('fine-tuning: add self-distillation from an EMA teacher') @IsBoolean() self_distillation = false;
   @Describe('fine-tuning: weight of the self-distillation KL term') @IsNumber() @Min(0) kl_coeff = 1.0;
   @Describe('fine-tuning: text length in tokens') @IsInt() @Min(2) context_length = 77;
+  // ---- SigLIP and Llip (issue 15) ----
+  @Describe('sigmoid loss (SigLIP, open_clip\'s --siglip): logit scale init ln 10, learnable bias init -10') @IsBoolean() siglip = false;
+  @Describe('how SigLIP moves text blocks under DDP: bidir | shift | reduce | gather (open_clip\'s dist_impl)') @IsIn(['bidir', 'shift', 'reduce', 'gather']) siglip_dist_impl: 'bidir' | 'shift' | 'reduce' | 'gather' = 'bidir';
 }
 
 
@@ -193,6 +196,8 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
       warmupSteps: cfg.warmup_steps,
       weightDecay: cfg.weight_decay,
       resnet: isResNetConfig(modelConfig),
+      loss: cfg.siglip ? 'siglip' : 'infonce',
+      siglipDistImpl: cfg.siglip_dist_impl,
       hparams: { ...cfg, image_size: imageSize },
     });
   }

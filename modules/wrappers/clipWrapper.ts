@@ -8,7 +8,9 @@ import { CosineWarmupScheduler } from '../../core/optim/lrScheduler.js';
 import { weightDecayParamGroups } from '../../core/optim/paramGroups.js';
 import { tapeBackward } from '../../core/loops/optimization.js';
 import type { OptimizerConfig } from '../../core/types.js';
-import { clipLossCore, retrievalAccuracy } from '../losses/clipLoss.js';
+import { retrievalAccuracy } from '../losses/clipLoss.js';
+import { resolvePairLoss, SiglipPairLoss, type PairLoss, type PairLossName } from '../losses/pairLoss.js';
+import type { SiglipCollectives, SiglipDistImpl } from '../losses/siglip.js';
 
 /** What ClipWrapper needs of a two-tower model (the CLIP module, or any image/text pair). */
 export interface ContrastiveTowers extends Module {
@@ -44,6 +46,10 @@ export interface ClipWrapperOptions {
   totalSteps?: number;
   /** Extra hyperparameters to record (model name...). */
   hparams?: Record<string, unknown>;
+  /** The loss: 'infonce' (default), 'siglip' (open_clip's `--siglip`), or a {@link PairLoss}. */
+  loss?: PairLossName | PairLoss;
+  /** How SigLIP moves text blocks under DDP (open_clip's `dist_impl`, default 'bidir'). */
+  siglipDistImpl?: SiglipDistImpl;
 }
 
 /**
@@ -70,7 +76,8 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
   override automaticOptimization = false;
   readonly model: ContrastiveTowers;
   readonly minibatchSize: number;
-  protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
+  readonly pairLoss: PairLoss;
+  protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams' | 'loss' | 'siglipDistImpl'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
 
   constructor(model: ContrastiveTowers, options: ClipWrapperOptions = {}) {
     super();
@@ -94,7 +101,11 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
       throw new MisconfigurationError(`\`--warmup_steps\` must be an integer ≥ 0, got ${options.warmupSteps}.`);
     }
     if (!(this.opts.weightDecay >= 0)) throw new MisconfigurationError(`\`--weight_decay\` must be ≥ 0, got ${options.weightDecay}.`);
-    this.saveHyperparameters({ ...options.hparams, minibatch_size: this.minibatchSize, lr: this.opts.lr, warmup_steps: this.opts.warmupSteps, weight_decay: this.opts.weightDecay });
+    this.pairLoss = resolvePairLoss(options.loss, { distImpl: options.siglipDistImpl });
+    if (this.pairLoss.module) this.registerModule('loss', this.pairLoss.module);
+    const scaleInit = this.pairLoss.logitScaleInit;
+    if (scaleInit !== null) tf.tidy(() => this.logitScale.variable.assign(tf.fill(this.logitScale.shape, scaleInit)));
+    this.saveHyperparameters({ ...options.hparams, loss: this.pairLoss.name, minibatch_size: this.minibatchSize, lr: this.opts.lr, warmup_steps: this.opts.warmupSteps, weight_decay: this.opts.weightDecay });
   }
 
   /** The model's `logit_scale` parameter (log of the inverse temperature). */
@@ -154,7 +165,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
    * taken at the feature level under gradient caching). Default: the logit scale.
    */
   protected headParameters(): Parameter[] {
-    return [this.logitScale];
+    return this.pairLoss.heads(this.logitScale);
   }
 
   /**
@@ -163,7 +174,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
    * terms (self-distillation's KL).
    */
   protected featureLoss(imageFeatures: Tensor, textFeatures: Tensor, heads: Tensor[]): Tensor {
-    return clipLossCore(imageFeatures, textFeatures, tf.exp(heads[0]!));
+    return this.pairLoss.loss(imageFeatures, textFeatures, heads);
   }
 
   /** Runs backward with the Trainer's hooks when attached (and plainly in unit tests). */
@@ -203,7 +214,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
       const loss = this.backward(() => {
         const zi = F.normalize(this.model.encodeImage(images));
         const zt = F.normalize(this.model.encodeText(texts));
-        kept = tf.keep(tf.mul(tf.matMul(zi, zt, false, true), tf.exp(this.logitScale.variable)));
+        kept = tf.keep(this.pairLoss.logits(zi, zt, heads.map((p) => p.variable)));
         return this.featureLoss(zi, zt, heads.map((p) => p.variable));
       });
       return { loss, logits: kept! };
@@ -211,10 +222,25 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     const m = this.minibatchSize === 0 ? n : this.minibatchSize;
     const zi = this.cachedFeatures((x) => this.model.encodeImage(x), images, m);
     const zt = this.cachedFeatures((x) => this.model.encodeText(x), texts, m);
+    const comm = (strategy as { processGroup?: SiglipCollectives } | undefined)?.processGroup;
+    const sig = world > 1 && comm && this.pairLoss instanceof SiglipPairLoss && this.featureLoss === ClipWrapper.prototype.featureLoss ? this.pairLoss : null;
+    if (sig) {
+      // SigLIP under DDP: open_clip's communication (dist_impl); gradients are already this
+      // rank's share, so no ×world here.
+      const r = await sig.distributed(zi, zt, heads.map((p) => p.variable), comm!);
+      const logits = this.pairLoss.logits(zi, zt, heads.map((p) => p.variable));
+      for (const [start, len] of chunks(n, m)) {
+        this.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeImage(tf.slice(images, start, len))), tf.slice(r.gradImage, start, len)))).dispose();
+        this.backward(() => tf.sum(tf.mul(F.normalize(this.model.encodeText(tf.slice(texts, start, len))), tf.slice(r.gradText, start, len)))).dispose();
+      }
+      [r.gradScale, r.gradBias].forEach((g, i) => (heads[i]!.requiresGrad ? heads[i]!.accumulateGrad(g) : g.dispose()));
+      tf.dispose([zi, zt, r.gradImage, r.gradText]);
+      return { loss: r.loss, logits };
+    }
     const allI = await this.gather(zi);
     const allT = await this.gather(zt);
     const { value, grads } = tf.valueAndGrads((...xs: Tensor[]) => this.featureLoss(xs[0]!, xs[1]!, xs.slice(2)))([allI, allT, ...heads.map((p) => p.variable)]);
-    const logits = tf.tidy(() => tf.mul(tf.matMul(allI, allT, false, true), tf.exp(this.logitScale.variable)));
+    const logits = this.pairLoss.logits(allI, allT, heads.map((p) => p.variable));
     const [gI, gT, ...gHeads] = grads as Tensor[];
     // This rank's rows; ×world so DDP's averaging gives the global-batch gradient.
     const offset = (strategy?.globalRank ?? 0) * n;
@@ -258,11 +284,11 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
   override validationStep(batch: ImageTextPairs): void {
     const zi = F.normalize(this.model.encodeImage(batch.images));
     const zt = F.normalize(this.model.encodeText(batch.texts));
-    const scale = tf.exp(this.logitScale.variable);
-    const logits = tf.mul(tf.matMul(zi, zt, false, true), scale);
+    const heads = this.headParameters().map((p) => p.variable);
+    const logits = this.pairLoss.logits(zi, zt, heads);
     const n = batch.images.shape[0]!;
     const acc = retrievalAccuracy(logits);
-    this.log('val_loss', clipLossCore(zi, zt, scale), { progBar: true, batchSize: n });
+    this.log('val_loss', this.featureLoss(zi, zt, heads), { progBar: true, batchSize: n });
     this.log('val_acc_i2t', acc.imageToText, { batchSize: n });
     this.log('val_acc_t2i', acc.textToImage, { batchSize: n });
     this.log('val_acc', (acc.imageToText + acc.textToImage) / 2, { progBar: true, batchSize: n });
