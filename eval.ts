@@ -11,7 +11,7 @@
 import 'reflect-metadata';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { IsIn, IsInt, IsOptional, IsString, Min } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, IsString, Min } from 'class-validator';
 import { tf, type Tensor } from './core/tf.js';
 import { selectBackend } from './core/backend.js';
 import { writeSafetensors } from './core/checkpoint/safetensors.js';
@@ -27,6 +27,7 @@ import { resolveModelConfig } from './modules/clip/config.js';
 import { createClip, loadClipWeights } from './modules/clip/factory.js';
 import type { CLIP } from './modules/clip/model.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
+import { LlipModel } from './modules/llip/model.js';
 
 /** Reads a JSON file, naming the flag in the error. */
 async function readJson(file: string, flag: string): Promise<unknown> {
@@ -83,8 +84,13 @@ export async function buildZeroShotCallback(o: {
   });
 }
 
+function llipTokens(k: number | undefined): number {
+  if (k === undefined) throw new MisconfigurationError('`--model llip` needs `--num_mixture_tokens K` (the K the checkpoint was trained with).');
+  return k;
+}
+
 /** Loads `--weights` into `model`: a safetensors state dict or a lightclip `.ckpt` (prefix detected). */
-export async function loadWeights(model: CLIP, file: string): Promise<void> {
+export async function loadWeights(model: CLIP | LlipModel, file: string): Promise<void> {
   if (!existsSync(file)) throw new MisconfigurationError(`\`--weights\`: ${JSON.stringify(file)} does not exist.`);
   await loadClipWeights(model, file);
 }
@@ -98,6 +104,10 @@ class ZeroShotConfig {
   @Describe('images per batch') @IsInt() @Min(1) batch_size = 64;
   @Describe('image size (default: the model resolution)') @IsOptional() @IsInt() @Min(8) image_size?: number;
   @Describe('auto | cpu | gpu') @IsIn(['auto', 'cpu', 'gpu']) accelerator: 'auto' | 'cpu' | 'gpu' = 'auto';
+  @Describe("'llip' for a Llip checkpoint (class prompts condition every image); default CLIP") @IsOptional() @IsIn(['clip', 'llip']) model?: 'clip' | 'llip';
+  @Describe('Llip: number K of mixture tokens') @IsOptional() @IsInt() @Min(1) num_mixture_tokens?: number;
+  @Describe('Llip: cross-attention temperature') @IsOptional() @IsNumber() llip_temperature?: number;
+  @Describe('Llip: cross-attention heads (default: embed_dim / 64)') @IsOptional() @IsInt() @Min(1) llip_heads?: number;
 }
 
 class EmbedConfig {
@@ -124,7 +134,10 @@ export async function zeroshot(argv: readonly string[]): Promise<TopKResult | nu
   const size = c.image_size ?? cfg.vision.imageSize;
   await selectBackend({ accelerator: c.accelerator });
   const scan = await scanImageFolder(required(c.data, '--data', 'an ImageNet-style folder'), { classNames: await loadClassNames(c.class_names) });
-  const model = createClip(cfg, { imageSize: size }).eval();
+  const model: CLIP | LlipModel =
+    c.model === 'llip'
+      ? new LlipModel(cfg, { numMixtureTokens: llipTokens(c.num_mixture_tokens), temperature: c.llip_temperature, heads: c.llip_heads, imageSize: size }).eval()
+      : createClip(cfg, { imageSize: size }).eval();
   await loadWeights(model, required(c.weights, '--weights', 'a safetensors or .ckpt file'));
   const tokens = classPromptTokens(ClipTokenizer.default(), scan.classNames, await loadTemplates(c.templates), cfg.text.contextLength);
   const classifier = zeroShotClassifier(model, tokens);

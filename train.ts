@@ -30,6 +30,7 @@ import { createClip } from './modules/clip/factory.js';
 import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
 import { ClipWrapper } from './modules/wrappers/clipWrapper.js';
 import { CustomClipWrapper } from './modules/wrappers/customClipWrapper.js';
+import { LlipWrapper } from './modules/llip/wrapper.js';
 import { HfTokenizer } from './modules/text/hfTokenizer.js';
 import { loadHfTextEncoder } from './modules/text/pretrained.js';
 import { ResNet, resnet18, resnet34, resnet50, resnet101, resnet152 } from './modules/vision/resnet.js';
@@ -95,6 +96,10 @@ export class TrainConfig {
   // ---- SigLIP and Llip (issue 15) ----
   @Describe('sigmoid loss (SigLIP, open_clip\'s --siglip): logit scale init ln 10, learnable bias init -10') @IsBoolean() siglip = false;
   @Describe('how SigLIP moves text blocks under DDP: bidir | shift | reduce | gather (open_clip\'s dist_impl)') @IsIn(['bidir', 'shift', 'reduce', 'gather']) siglip_dist_impl: 'bidir' | 'shift' | 'reduce' | 'gather' = 'bidir';
+  @Describe('Llip (--model llip): number K of mixture tokens') @IsOptional() @IsInt() @Min(1) num_mixture_tokens?: number;
+  @Describe('Llip: softmax temperature of the text-conditioned cross-attention') @IsNumber() llip_temperature = 1;
+  @Describe('Llip: cross-attention heads (default: embed_dim / 64)') @IsOptional() @IsInt() @Min(1) llip_heads?: number;
+  @Describe('Llip: siglip (default) | infonce') @IsIn(['siglip', 'infonce']) llip_loss: 'siglip' | 'infonce' = 'siglip';
 }
 
 
@@ -176,7 +181,16 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   let tokenizer: TextTokenizer;
   let imageSize: number;
   let contextLength: number;
-  if (cfg.model !== undefined) {
+  if (cfg.model === 'llip') {
+    const modelConfig = resolveModelConfig(cfg.model_name);
+    imageSize = cfg.image_size ?? modelConfig.vision.imageSize;
+    contextLength = modelConfig.text.contextLength;
+    tokenizer = ClipTokenizer.default();
+    model = new LlipWrapper({
+      modelName: modelConfig, imageSize, numMixtureTokens: cfg.num_mixture_tokens, temperature: cfg.llip_temperature, heads: cfg.llip_heads,
+      loss: cfg.llip_loss, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg, image_size: imageSize },
+    });
+  } else if (cfg.model !== undefined) {
     // Any registered LightningModule (Lightning's `--model`); its own hparams, its own loss.
     model = create<LightningModule>('model', cfg.model, jsonArgs(cfg.model_args, '--model_args'), '--model');
     tokenizer = ClipTokenizer.default();

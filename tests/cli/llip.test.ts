@@ -1,0 +1,56 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { main as train } from '../../train.js';
+import { main as evaluate } from '../../eval.js';
+import { loadCheckpointFile } from '../../core/checkpoint/io.js';
+import { tf } from '../../core/tf.js';
+import { ensureDemoData } from '../../scripts/demoData.js';
+
+let root: string;
+let data: { train: string; zeroshot: string };
+
+beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'lc-llip-'));
+  data = await ensureDemoData(path.join(root, 'data'), { trainImages: 40, zeroshotPerClass: 1 });
+});
+
+const base = () => ['--folder', data.train, '--batch_size', '8', '--num_workers', '0', '--warmup_steps', '2', '--lr', '1e-3', '--no-progress_bar', '--default_root_dir', root, '--log_every_n_steps', '1'];
+
+describe('train.ts --model llip and eval.ts zeroshot --model llip', () => {
+  it('trains a tiny Llip with zero-shot evaluation, checkpoints it, and evaluates the checkpoint zero-shot', async () => {
+    const trainer = await train(['--model', 'llip', '--num_mixture_tokens', '4', '--model_name', 'tiny-ViT', '--llip_temperature', '0.5', ...base(), '--max_steps', '3', '--zeroshot_data', data.zeroshot]);
+    expect(trainer!.globalStep).toBe(3);
+    const top1 = trainer!.callbackMetrics.zeroshot_top1!;
+    expect(top1).toBeGreaterThanOrEqual(0);
+    const last = path.join(trainer!.logDir, 'checkpoints', 'last.ckpt');
+    const ckpt = await loadCheckpointFile(last);
+    expect(Object.keys(ckpt.tensors)).toContain('state_dict.model.visual.mixture_tokens');
+    expect(Object.keys(ckpt.tensors)).toContain('state_dict.model.mixture_attn.q_proj.weight');
+    const hp = (ckpt.json as { hparams: Record<string, unknown> }).hparams;
+    expect(hp.num_mixture_tokens).toBe(4);
+    expect(hp.loss).toBe('siglip');
+    expect(hp.llip_temperature).toBe(0.5);
+    tf.dispose(Object.values(ckpt.tensors));
+    const zs = (await evaluate(['zeroshot', '--weights', last, '--model', 'llip', '--num_mixture_tokens', '4', '--llip_temperature', '0.5', '--model_name', 'tiny-ViT', '--data', data.zeroshot, '--batch_size', '16'])) as { top1: number; count: number };
+    expect(zs.count).toBe(24);
+    // The callback evaluated the same weights on the same images after the last step.
+    expect(zs.top1).toBeCloseTo(top1, 6);
+    // Wrong K: a clear shape error naming the tensor.
+    await expect(evaluate(['zeroshot', '--weights', last, '--model', 'llip', '--num_mixture_tokens', '5', '--model_name', 'tiny-ViT', '--data', data.zeroshot])).rejects.toThrow(/mixture_tokens/);
+  }, 180_000);
+
+  it('needs --num_mixture_tokens', async () => {
+    await expect(train(['--model', 'llip', '--model_name', 'tiny-ViT', ...base(), '--max_steps', '1'])).rejects.toThrow(/--num_mixture_tokens/);
+    await expect(evaluate(['zeroshot', '--weights', 'x.ckpt', '--model', 'llip', '--model_name', 'tiny-ViT', '--data', data.zeroshot])).rejects.toThrow(/--num_mixture_tokens/);
+  });
+
+  it('--siglip trains a CLIP with the sigmoid loss (bias saved)', async () => {
+    const trainer = await train(['--model_name', 'tiny-ViT', '--siglip', ...base(), '--max_steps', '2']);
+    const ckpt = await loadCheckpointFile(path.join(trainer!.logDir, 'checkpoints', 'last.ckpt'));
+    expect(Object.keys(ckpt.tensors)).toContain('state_dict.loss.logit_bias');
+    expect((ckpt.json as { hparams: Record<string, unknown> }).hparams.loss).toBe('siglip');
+    tf.dispose(Object.values(ckpt.tensors));
+  }, 120_000);
+});
