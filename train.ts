@@ -31,6 +31,7 @@ import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
 import { ClipWrapper } from './modules/wrappers/clipWrapper.js';
 import { CustomClipWrapper } from './modules/wrappers/customClipWrapper.js';
 import { LlipWrapper } from './modules/llip/wrapper.js';
+import { resolveRecipe } from './modules/recipes.js';
 import { HfTokenizer } from './modules/text/hfTokenizer.js';
 import { loadHfTextEncoder } from './modules/text/pretrained.js';
 import { ResNet, resnet18, resnet34, resnet50, resnet101, resnet152 } from './modules/vision/resnet.js';
@@ -149,7 +150,7 @@ const USAGE = 'node dist/train.js --model_name ViT-B/32 --folder data/ [options]
 
 /** Parses `argv`, builds everything and trains. Returns the Trainer (for tests). */
 export async function main(argv: readonly string[]): Promise<Trainer | null> {
-  const resolved = resolveConfig(TrainConfig, argv);
+  const resolved = resolveConfig(TrainConfig, argv, { resolveConfigName: resolveRecipe });
   if (resolved.help) {
     console.log(renderConfigHelp(TrainConfig, { usage: USAGE }));
     return null;

@@ -41,6 +41,13 @@ describe('train.ts --model llip and eval.ts zeroshot --model llip', () => {
     await expect(evaluate(['zeroshot', '--weights', last, '--model', 'llip', '--num_mixture_tokens', '5', '--model_name', 'tiny-ViT', '--data', data.zeroshot])).rejects.toThrow(/mixture_tokens/);
   }, 180_000);
 
+  it('--config llip_tiny trains (a named recipe, flags override it)', async () => {
+    const trainer = await train(['--config', 'llip_tiny', ...base(), '--max_steps', '2', '--num_mixture_tokens', '2']);
+    expect(trainer!.globalStep).toBe(2);
+    expect(trainer!.lightningModule.hparams.num_mixture_tokens).toBe(2);
+    expect(trainer!.lightningModule.hparams.model).toBe('llip');
+  }, 120_000);
+
   it('needs --num_mixture_tokens', async () => {
     await expect(train(['--model', 'llip', '--model_name', 'tiny-ViT', ...base(), '--max_steps', '1'])).rejects.toThrow(/--num_mixture_tokens/);
     await expect(evaluate(['zeroshot', '--weights', 'x.ckpt', '--model', 'llip', '--model_name', 'tiny-ViT', '--data', data.zeroshot])).rejects.toThrow(/--num_mixture_tokens/);
