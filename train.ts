@@ -32,6 +32,10 @@ import { ClipWrapper } from './modules/wrappers/clipWrapper.js';
 import { CustomClipWrapper } from './modules/wrappers/customClipWrapper.js';
 import { LlipWrapper } from './modules/llip/wrapper.js';
 import { resolveRecipe } from './modules/recipes.js';
+import { lockImageTower, lockTextTower } from './modules/clip/lock.js';
+import { PatchDropout } from './modules/clip/patchDropout.js';
+import { VisionTransformer } from './modules/clip/vit.js';
+import type { CLIP } from './modules/clip/model.js';
 import { HfTokenizer } from './modules/text/hfTokenizer.js';
 import { loadHfTextEncoder } from './modules/text/pretrained.js';
 import { ResNet, resnet18, resnet34, resnet50, resnet101, resnet152 } from './modules/vision/resnet.js';
@@ -101,6 +105,16 @@ export class TrainConfig {
   @Describe('Llip: softmax temperature of the text-conditioned cross-attention') @IsNumber() llip_temperature = 1;
   @Describe('Llip: cross-attention heads (default: embed_dim / 64)') @IsOptional() @IsInt() @Min(1) llip_heads?: number;
   @Describe('Llip: siglip (default) | infonce') @IsIn(['siglip', 'infonce']) llip_loss: 'siglip' | 'infonce' = 'siglip';
+  // ---- open_clip's training options (CLIP towers; --lock_image/--lock_text also apply here) ----
+  @Describe('open_clip: keep the last N image-tower groups trainable under --lock_image (ViT only)') @IsInt() @Min(0) lock_image_unlocked_groups = 0;
+  @Describe('open_clip: BatchNorms of a locked image tower use and keep their running statistics') @IsBoolean() lock_image_freeze_bn_stats = false;
+  @Describe('open_clip: keep the last N text-tower groups trainable under --lock_text') @IsInt() @Min(0) lock_text_unlocked_layers = 0;
+  @Describe('open_clip: also freeze the LayerNorms of locked text layers') @IsBoolean() lock_text_freeze_layer_norm = false;
+  @Describe('open_clip: fraction of image patches dropped in training (ViT; class token kept)') @IsNumber() @Min(0) force_patch_dropout = 0;
+  @Describe('open_clip: weight decay (alias of --weight_decay)') @IsOptional() @IsNumber() @Min(0) wd?: number;
+  @Describe('open_clip: AdamW beta1 (default 0.9)') @IsOptional() @IsNumber() beta1?: number;
+  @Describe('open_clip: AdamW beta2 (default 0.98 ViT, 0.999 ResNet)') @IsOptional() @IsNumber() beta2?: number;
+  @Describe('open_clip: AdamW eps (default 1e-6 ViT, 1e-8 ResNet)') @IsOptional() @IsNumber() eps?: number;
 }
 
 
@@ -178,6 +192,10 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   await selectBackend({ accelerator: cfg.accelerator, quiet: typeof strategy !== 'string' && !strategy.isGlobalZero });
   seedEverything(cfg.seed);
   const finetune = cfg.image_encoder !== undefined || cfg.text_encoder !== undefined;
+  if (cfg.wd !== undefined) cfg.weight_decay = cfg.wd;
+  const resnetLike = !cfg.model && !finetune && isResNetConfig(resolveModelConfig(cfg.model_name));
+  const betas: [number, number] | undefined =
+    cfg.beta1 !== undefined || cfg.beta2 !== undefined ? [cfg.beta1 ?? 0.9, cfg.beta2 ?? (resnetLike ? 0.999 : 0.98)] : undefined;
   let model: LightningModule;
   let tokenizer: TextTokenizer;
   let imageSize: number;
@@ -189,6 +207,7 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     tokenizer = ClipTokenizer.default();
     model = new LlipWrapper({
       modelName: modelConfig, imageSize, numMixtureTokens: cfg.num_mixture_tokens, temperature: cfg.llip_temperature, heads: cfg.llip_heads,
+      patchDropout: cfg.force_patch_dropout, betas, eps: cfg.eps,
       loss: cfg.llip_loss, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg, image_size: imageSize },
     });
   } else if (cfg.model !== undefined) {
@@ -205,7 +224,11 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     imageSize = cfg.image_size ?? modelConfig.vision.imageSize;
     contextLength = modelConfig.text.contextLength;
     tokenizer = ClipTokenizer.default();
-    model = new ClipWrapper(createClip(modelConfig, { imageSize }), {
+    const clip = createClip(modelConfig, { imageSize });
+    applyOpenClipTowerOptions(clip, cfg);
+    model = new ClipWrapper(clip, {
+      betas,
+      eps: cfg.eps,
       minibatchSize: cfg.minibatch_size,
       lr: cfg.lr,
       warmupSteps: cfg.warmup_steps,
@@ -261,6 +284,16 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   });
   await trainer.fit(model, datamodule, { ckptPath: cfg.resume ?? null });
   return trainer;
+}
+
+/** --lock_image*, --lock_text*, --force_patch_dropout on a CLIP model (open_clip's create_model + lock_*_tower). */
+function applyOpenClipTowerOptions(clip: CLIP, cfg: TrainConfig): void {
+  if (cfg.force_patch_dropout > 0) {
+    if (!(clip.visual instanceof VisionTransformer)) throw new MisconfigurationError('`--force_patch_dropout` needs a ViT image tower.');
+    clip.visual.patchDropout = new PatchDropout(cfg.force_patch_dropout);
+  }
+  if (cfg.lock_image) lockImageTower(clip.visual, { unlockedGroups: cfg.lock_image_unlocked_groups, freezeBnStats: cfg.lock_image_freeze_bn_stats });
+  if (cfg.lock_text) lockTextTower(clip, { unlockedLayers: cfg.lock_text_unlocked_layers, freezeLayerNorm: cfg.lock_text_freeze_layer_norm });
 }
 
 function toArray(v: string | string[] | undefined): string[] {

@@ -30,7 +30,7 @@ export class PatchDropout {
       const scores = tf.randomUniform([b, n], 0, 1, 'float32', defaultGenerator.nextSeed());
       const top = tf.topk(scores, keep).indices; // [B, keep]
       const sorted = tf.neg(tf.topk(tf.neg(tf.cast(top, 'float32')), keep).values);
-      const idx = tf.add(tf.cast(sorted, 'int32'), 1);
+      const idx = tf.add(tf.cast(sorted, 'int32'), tf.scalar(1, 'int32'));
       const cls = tf.slice(tokens, [0, 0, 0], [b, 1, w]);
       const patches = tf.gather(tokens, idx, 1, 1); // batchDims 1: [B, keep, W]
       return tf.concat([cls, patches], 1);

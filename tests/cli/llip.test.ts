@@ -48,6 +48,23 @@ describe('train.ts --model llip and eval.ts zeroshot --model llip', () => {
     expect(trainer!.lightningModule.hparams.model).toBe('llip');
   }, 120_000);
 
+  it('open_clip flags: --lock_image(_unlocked_groups) --lock_text --force_patch_dropout --wd --beta1 --beta2 --eps', async () => {
+    const trainer = await train(['--model_name', 'tiny-ViT', ...base(), '--max_steps', '1', '--lock_image', '--lock_image_unlocked_groups', '1', '--lock_text', '--lock_text_unlocked_layers', '2', '--force_patch_dropout', '0.5', '--wd', '0.3', '--beta1', '0.8', '--beta2', '0.95', '--eps', '1e-7']);
+    const m = trainer!.lightningModule as unknown as { model: { visual: { patchDropout: { prob: number } } }; namedParameters(): Array<[string, { requiresGrad: boolean }]> };
+    const trainable = m.namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n);
+    expect(trainable.filter((n) => n.startsWith('model.visual.'))).toEqual(['model.visual.proj']);
+    expect(trainable).toContain('model.text_projection');
+    expect(trainable).toContain('model.transformer.resblocks.1.mlp.c_fc.weight');
+    expect(trainable).not.toContain('model.transformer.resblocks.0.mlp.c_fc.weight');
+    expect(m.model.visual.patchDropout.prob).toBe(0.5);
+    // The optimizer the module builds (the Trainer's own was released at the end of fit).
+    const opt = (trainer!.lightningModule.configureOptimizers() as unknown as { optimizer: { defaults?: Record<string, unknown>; paramGroups: Array<Record<string, unknown>> } }).optimizer;
+    const g = opt.paramGroups[0]!;
+    expect(g.betas ?? opt.defaults?.betas).toEqual([0.8, 0.95]);
+    expect(g.eps ?? opt.defaults?.eps).toBe(1e-7);
+    expect(opt.paramGroups.some((x) => x.weightDecay === 0.3)).toBe(true);
+  }, 120_000);
+
   it('needs --num_mixture_tokens', async () => {
     await expect(train(['--model', 'llip', '--model_name', 'tiny-ViT', ...base(), '--max_steps', '1'])).rejects.toThrow(/--num_mixture_tokens/);
     await expect(evaluate(['zeroshot', '--weights', 'x.ckpt', '--model', 'llip', '--model_name', 'tiny-ViT', '--data', data.zeroshot])).rejects.toThrow(/--num_mixture_tokens/);
