@@ -115,6 +115,12 @@ export class TrainConfig {
   @Describe('open_clip: AdamW beta1 (default 0.9)') @IsOptional() @IsNumber() beta1?: number;
   @Describe('open_clip: AdamW beta2 (default 0.98 ViT, 0.999 ResNet)') @IsOptional() @IsNumber() beta2?: number;
   @Describe('open_clip: AdamW eps (default 1e-6 ViT, 1e-8 ResNet)') @IsOptional() @IsNumber() eps?: number;
+  @Describe('open_clip: learning-rate schedule after warmup: cosine | const | const-cooldown (default: the CLIP warmup+cosine)') @IsOptional() @IsIn(['cosine', 'const', 'const-cooldown']) lr_scheduler?: 'cosine' | 'const' | 'const-cooldown';
+  @Describe('open_clip: epochs of the const-cooldown tail') @IsOptional() @IsNumber() @Min(0) epochs_cooldown?: number;
+  @Describe('open_clip: learning rate at the end of the cooldown') @IsNumber() @Min(0) lr_cooldown_end = 0;
+  @Describe('open_clip: power of the cooldown (1: linear)') @IsNumber() @Min(0) lr_cooldown_power = 1;
+  @Describe('open_clip: clip gradients to this global 2-norm (after DDP averaging)') @IsOptional() @IsNumber() @Min(0) grad_clip_norm?: number;
+  @Describe("open_clip: contrast accum_freq batches together (run as --batch_size x N with gradient caching in chunks of --batch_size; see README)") @IsInt() @Min(1) accum_freq = 1;
 }
 
 
@@ -193,7 +199,15 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   seedEverything(cfg.seed);
   const finetune = cfg.image_encoder !== undefined || cfg.text_encoder !== undefined;
   if (cfg.wd !== undefined) cfg.weight_decay = cfg.wd;
+  if (cfg.accum_freq > 1) {
+    // open_clip's feature-cached accumulation = one contrastive batch of N loader batches,
+    // re-encoded chunk by chunk: lightclip's gradient caching over a N-times larger batch.
+    if (cfg.model !== undefined || finetune) throw new MisconfigurationError('`--accum_freq` is supported for CLIP models (`--model_name`), not with `--model` or fine-tuning.');
+    if (cfg.minibatch_size === 0) cfg.minibatch_size = cfg.batch_size;
+    cfg.batch_size *= cfg.accum_freq;
+  }
   const resnetLike = !cfg.model && !finetune && isResNetConfig(resolveModelConfig(cfg.model_name));
+  const openClip = { lrScheduler: cfg.lr_scheduler, epochsCooldown: cfg.epochs_cooldown, lrCooldownEnd: cfg.lr_cooldown_end, lrCooldownPower: cfg.lr_cooldown_power, gradClipNorm: cfg.grad_clip_norm };
   const betas: [number, number] | undefined =
     cfg.beta1 !== undefined || cfg.beta2 !== undefined ? [cfg.beta1 ?? 0.9, cfg.beta2 ?? (resnetLike ? 0.999 : 0.98)] : undefined;
   let model: LightningModule;
@@ -207,7 +221,7 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     tokenizer = ClipTokenizer.default();
     model = new LlipWrapper({
       modelName: modelConfig, imageSize, numMixtureTokens: cfg.num_mixture_tokens, temperature: cfg.llip_temperature, heads: cfg.llip_heads,
-      patchDropout: cfg.force_patch_dropout, betas, eps: cfg.eps,
+      patchDropout: cfg.force_patch_dropout, betas, eps: cfg.eps, openClip,
       loss: cfg.llip_loss, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg, image_size: imageSize },
     });
   } else if (cfg.model !== undefined) {
@@ -228,6 +242,7 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     applyOpenClipTowerOptions(clip, cfg);
     model = new ClipWrapper(clip, {
       betas,
+      openClip,
       eps: cfg.eps,
       minibatchSize: cfg.minibatch_size,
       lr: cfg.lr,

@@ -22,6 +22,7 @@ import * as F from '../../core/nn/functional.js';
 import type { Parameter } from '../../core/nn/module.js';
 import { AdamW } from '../../core/optim/adamw.js';
 import { CosineWarmupScheduler } from '../../core/optim/lrScheduler.js';
+import { openClipOptim, type OpenClipOptimOptions } from '../../core/optim/openClipSchedule.js';
 import { weightDecayParamGroups } from '../../core/optim/paramGroups.js';
 import { tapeBackward } from '../../core/loops/optimization.js';
 import { registerClass } from '../../core/registry.js';
@@ -54,6 +55,8 @@ export interface LlipWrapperOptions extends Partial<LlipOptions> {
   eps?: number;
   totalSteps?: number;
   hparams?: Record<string, unknown>;
+  /** open_clip's `--lr_scheduler`, cooldown and `--grad_clip_norm`. */
+  openClip?: OpenClipOptimOptions;
 }
 
 /** The loss of a similarity matrix `[n, N]` whose positives sit at column `offset + row`. */
@@ -72,7 +75,7 @@ export class LlipWrapper extends LightningModule<LlipBatch> {
   override automaticOptimization = false;
   readonly model: LlipModel;
   readonly lossKind: 'siglip' | 'infonce';
-  private readonly o: Required<Pick<LlipWrapperOptions, 'lr' | 'warmupSteps' | 'weightDecay'>> & Pick<LlipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
+  private readonly o: Required<Pick<LlipWrapperOptions, 'lr' | 'warmupSteps' | 'weightDecay'>> & Pick<LlipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'openClip'>;
 
   constructor(options: LlipWrapperOptions = {}) {
     super();
@@ -88,7 +91,7 @@ export class LlipWrapper extends LightningModule<LlipBatch> {
     if (this.lossKind === 'infonce') tf.tidy(() => this.model.logitScale.variable.assign(tf.scalar(Math.log(1 / 0.07))));
     // InfoNCE has no bias: keep it out of the optimizer so it stays at its value.
     if (this.lossKind === 'infonce') this.model.logitBias.requiresGrad = false;
-    this.o = { lr: options.lr ?? 5e-4, warmupSteps: options.warmupSteps ?? 2000, weightDecay: options.weightDecay ?? 0.2, betas: options.betas, eps: options.eps, totalSteps: options.totalSteps };
+    this.o = { lr: options.lr ?? 5e-4, warmupSteps: options.warmupSteps ?? 2000, weightDecay: options.weightDecay ?? 0.2, betas: options.betas, eps: options.eps, totalSteps: options.totalSteps, openClip: options.openClip };
     if (!(this.o.lr > 0)) throw new MisconfigurationError(`\`--lr\` must be a positive number, got ${showValue(options.lr)}.`);
     this.saveHyperparameters({
       ...options.hparams,
@@ -108,7 +111,9 @@ export class LlipWrapper extends LightningModule<LlipBatch> {
     const optimizer = new AdamW(groups, { lr: this.o.lr, betas: this.o.betas ?? [0.9, 0.98], eps: this.o.eps ?? 1e-6, weightDecay: this.o.weightDecay });
     const total = this.o.totalSteps ?? this.trainer?.estimatedSteppingBatches ?? 1;
     const warmup = Math.min(this.o.warmupSteps, Math.max(0, total - 1));
-    return { optimizer, lrScheduler: { scheduler: new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) }), interval: 'step' } };
+    const scheduler = openClipOptim(optimizer, this.o.openClip, { warmup, total: Math.max(total, warmup + 1), maxEpochs: this.trainer?.maxEpochs }) ??
+      new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) });
+    return { optimizer, lrScheduler: { scheduler, interval: 'step' } };
   }
 
   private backward(fn: () => Tensor): Tensor {

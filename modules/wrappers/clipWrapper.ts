@@ -5,6 +5,7 @@ import type { Module, Parameter } from '../../core/nn/module.js';
 import * as F from '../../core/nn/functional.js';
 import { AdamW } from '../../core/optim/adamw.js';
 import { CosineWarmupScheduler } from '../../core/optim/lrScheduler.js';
+import { openClipOptim, type OpenClipOptimOptions } from '../../core/optim/openClipSchedule.js';
 import { weightDecayParamGroups } from '../../core/optim/paramGroups.js';
 import { tapeBackward } from '../../core/loops/optimization.js';
 import type { OptimizerConfig } from '../../core/types.js';
@@ -50,6 +51,8 @@ export interface ClipWrapperOptions {
   loss?: PairLossName | PairLoss;
   /** How SigLIP moves text blocks under DDP (open_clip's `dist_impl`, default 'bidir'). */
   siglipDistImpl?: SiglipDistImpl;
+  /** open_clip's `--lr_scheduler`, cooldown and `--grad_clip_norm`. */
+  openClip?: OpenClipOptimOptions;
 }
 
 /**
@@ -77,7 +80,8 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
   readonly model: ContrastiveTowers;
   readonly minibatchSize: number;
   readonly pairLoss: PairLoss;
-  protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams' | 'loss' | 'siglipDistImpl'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
+  private readonly openClip: OpenClipOptimOptions | undefined;
+  protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams' | 'loss' | 'siglipDistImpl' | 'openClip'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
 
   constructor(model: ContrastiveTowers, options: ClipWrapperOptions = {}) {
     super();
@@ -101,6 +105,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
       throw new MisconfigurationError(`\`--warmup_steps\` must be an integer ≥ 0, got ${options.warmupSteps}.`);
     }
     if (!(this.opts.weightDecay >= 0)) throw new MisconfigurationError(`\`--weight_decay\` must be ≥ 0, got ${options.weightDecay}.`);
+    this.openClip = options.openClip;
     this.pairLoss = resolvePairLoss(options.loss, { distImpl: options.siglipDistImpl });
     if (this.pairLoss.module) this.registerModule('loss', this.pairLoss.module);
     const scaleInit = this.pairLoss.logitScaleInit;
@@ -130,7 +135,8 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     // again, so its cosine decay ended batch_size times too early.
     const total = this.opts.totalSteps ?? this.trainer?.estimatedSteppingBatches ?? 1;
     const warmup = Math.min(this.opts.warmupSteps, Math.max(0, total - 1));
-    const scheduler = new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) });
+    const scheduler = openClipOptim(optimizer, this.openClip, { warmup, total: Math.max(total, warmup + 1), maxEpochs: this.trainer?.maxEpochs }) ??
+      new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) });
     return { optimizer, lrScheduler: { scheduler, interval: 'step' } };
   }
 

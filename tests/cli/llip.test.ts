@@ -16,7 +16,7 @@ beforeAll(async () => {
   data = await ensureDemoData(path.join(root, 'data'), { trainImages: 40, zeroshotPerClass: 1 });
 });
 
-const base = () => ['--folder', data.train, '--batch_size', '8', '--num_workers', '0', '--warmup_steps', '2', '--lr', '1e-3', '--no-progress_bar', '--default_root_dir', root, '--log_every_n_steps', '1'];
+const base = (batch = '8') => ['--folder', data.train, '--batch_size', batch, '--num_workers', '0', '--warmup_steps', '2', '--lr', '1e-3', '--no-progress_bar', '--default_root_dir', root, '--log_every_n_steps', '1'];
 
 describe('train.ts --model llip and eval.ts zeroshot --model llip', () => {
   it('trains a tiny Llip with zero-shot evaluation, checkpoints it, and evaluates the checkpoint zero-shot', async () => {
@@ -63,6 +63,17 @@ describe('train.ts --model llip and eval.ts zeroshot --model llip', () => {
     expect(g.betas ?? opt.defaults?.betas).toEqual([0.8, 0.95]);
     expect(g.eps ?? opt.defaults?.eps).toBe(1e-7);
     expect(opt.paramGroups.some((x) => x.weightDecay === 0.3)).toBe(true);
+  }, 120_000);
+
+  it('--accum_freq N runs one contrastive batch of N loader batches (gradient caching), --lr_scheduler const --grad_clip_norm', async () => {
+    const trainer = await train(['--model_name', 'tiny-ViT', ...base('4'), '--accum_freq', '2', '--max_steps', '2', '--lr_scheduler', 'const', '--grad_clip_norm', '1']);
+    const m = trainer!.lightningModule as unknown as { minibatchSize: number; hparams: Record<string, unknown> };
+    expect(m.minibatchSize).toBe(4);
+    expect(trainer!.globalStep).toBe(2);
+    // const after a 2-step warmup: the lr of step 2 is the base lr.
+    const cfg = trainer!.lightningModule.configureOptimizers() as unknown as { lrScheduler: { scheduler: { constructor: { name: string } } } };
+    expect(cfg.lrScheduler.scheduler.constructor.name).toBe('OpenClipScheduler');
+    await expect(train(['--model', 'llip', '--num_mixture_tokens', '2', '--model_name', 'tiny-ViT', ...base(), '--accum_freq', '2'])).rejects.toThrow(/--accum_freq/);
   }, 120_000);
 
   it('needs --num_mixture_tokens', async () => {
