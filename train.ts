@@ -33,6 +33,7 @@ import { CustomClipWrapper } from './modules/wrappers/customClipWrapper.js';
 import { LlipWrapper } from './modules/llip/wrapper.js';
 import { resolveRecipe } from './modules/recipes.js';
 import { lockImageTower, lockTextTower } from './modules/clip/lock.js';
+import { loadOpenClipPretrained } from './modules/clip/openClipPretrained.js';
 import { PatchDropout } from './modules/clip/patchDropout.js';
 import { VisionTransformer } from './modules/clip/vit.js';
 import type { CLIP } from './modules/clip/model.js';
@@ -120,6 +121,7 @@ export class TrainConfig {
   @Describe('open_clip: learning rate at the end of the cooldown') @IsNumber() @Min(0) lr_cooldown_end = 0;
   @Describe('open_clip: power of the cooldown (1: linear)') @IsNumber() @Min(0) lr_cooldown_power = 1;
   @Describe('open_clip: clip gradients to this global 2-norm (after DDP averaging)') @IsOptional() @IsNumber() @Min(0) grad_clip_norm?: number;
+  @Describe('open_clip: start from these CLIP weights (open_clip/OpenAI names: .safetensors, .bin, .pt)') @IsOptional() @IsString() pretrained?: string;
   @Describe("open_clip: contrast accum_freq batches together (run as --batch_size x N with gradient caching in chunks of --batch_size; see README)") @IsInt() @Min(1) accum_freq = 1;
 }
 
@@ -253,6 +255,7 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
       siglipDistImpl: cfg.siglip_dist_impl,
       hparams: { ...cfg, image_size: imageSize },
     });
+    if (cfg.pretrained) await loadOpenClipPretrained(model as ClipWrapper, cfg.pretrained);
   }
   const datamodule = custom
     ? create<LightningDataModule>('datamodule', cfg.datamodule!, jsonArgs(cfg.datamodule_args, '--datamodule_args'), '--datamodule')

@@ -7,6 +7,11 @@ import { main as evaluate } from '../../eval.js';
 import { loadCheckpointFile } from '../../core/checkpoint/io.js';
 import { tf } from '../../core/tf.js';
 import { ensureDemoData } from '../../scripts/demoData.js';
+import { writeSafetensors } from '../../core/checkpoint/safetensors.js';
+import { seedEverything } from '../../core/random.js';
+import { createClip } from '../../modules/clip/factory.js';
+import { loadOpenClipPretrained } from '../../modules/clip/openClipPretrained.js';
+import { ClipWrapper } from '../../modules/wrappers/clipWrapper.js';
 
 let root: string;
 let data: { train: string; zeroshot: string };
@@ -74,6 +79,24 @@ describe('train.ts --model llip and eval.ts zeroshot --model llip', () => {
     const cfg = trainer!.lightningModule.configureOptimizers() as unknown as { lrScheduler: { scheduler: { constructor: { name: string } } } };
     expect(cfg.lrScheduler.scheduler.constructor.name).toBe('OpenClipScheduler');
     await expect(train(['--model', 'llip', '--num_mixture_tokens', '2', '--model_name', 'tiny-ViT', ...base(), '--accum_freq', '2'])).rejects.toThrow(/--accum_freq/);
+  }, 120_000);
+
+  it('--pretrained loads open_clip-named weights (SigLIP logit_bias included); a missing file is named', async () => {
+    seedEverything(9);
+    const src = createClip('tiny-ViT');
+    const sd = src.stateDict();
+    const file = path.join(root, 'open_clip_model.safetensors');
+    await writeSafetensors(file, { ...sd, logit_bias: tf.scalar(-7) });
+    const w = new ClipWrapper(createClip('tiny-ViT'), { loss: 'siglip' });
+    await loadOpenClipPretrained(w, file);
+    const got = w.model.stateDict();
+    for (const k of ['visual.conv1.weight', 'token_embedding.weight', 'text_projection', 'logit_scale']) expect(Array.from(got[k]!.dataSync()), k).toEqual(Array.from(sd[k]!.dataSync()));
+    expect(w.stateDict()['loss.logit_bias']!.dataSync()[0]).toBe(-7);
+    const notes: string[] = [];
+    await loadOpenClipPretrained(new ClipWrapper(createClip('tiny-ViT')), file, (l) => notes.push(l));
+    expect(notes.join()).toMatch(/logit_bias; ignored/);
+    // The flag reaches it.
+    await expect(train(['--model_name', 'tiny-ViT', ...base(), '--pretrained', path.join(root, 'nope.safetensors')])).rejects.toThrow(/--pretrained/);
   }, 120_000);
 
   it('needs --num_mixture_tokens', async () => {
