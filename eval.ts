@@ -12,7 +12,7 @@
 import 'reflect-metadata';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { IsIn, IsInt, IsOptional, IsString, Min } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, IsString, Min } from 'class-validator';
 import { tf, type Tensor } from './core/tf.js';
 import { selectBackend } from './core/backend.js';
 import { writeSafetensors } from './core/checkpoint/safetensors.js';
@@ -31,6 +31,7 @@ import { resolveModelConfig } from './modules/clip/config.js';
 import { createClip, loadClipWeights } from './modules/clip/factory.js';
 import type { CLIP } from './modules/clip/model.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
+import { LlipModel } from './modules/llip/model.js';
 
 /** Reads a JSON file, naming the flag in the error. */
 async function readJson(file: string, flag: string): Promise<unknown> {
@@ -84,12 +85,19 @@ interface EvalModel {
   dispose(): void;
 }
 
+/** `--model llip`'s options (the values the checkpoint was trained with). */
+interface LlipEvalOptions {
+  numMixtureTokens: number;
+  temperature?: number;
+  heads?: number;
+}
+
 /**
  * Builds the model `--weights` holds. A lightclip `.ckpt` whose hparams name an
  * `image_encoder` and a `text_encoder` was written by a fine-tuning run: its DualEncoder
  * is rebuilt from them (`--model_name` does not apply) and loaded from the checkpoint.
  */
-async function loadEvalModel(weights: string, modelName: string, imageSize: number | undefined): Promise<EvalModel> {
+async function loadEvalModel(weights: string, modelName: string, imageSize: number | undefined, llip?: LlipEvalOptions): Promise<EvalModel> {
   if (!existsSync(weights)) throw new MisconfigurationError(`\`--weights\`: ${JSON.stringify(weights)} does not exist.`);
   if (weights.endsWith('.ckpt')) {
     const ckpt = await loadCheckpointFile(weights);
@@ -114,7 +122,7 @@ async function loadEvalModel(weights: string, modelName: string, imageSize: numb
   }
   const cfg = resolveModelConfig(modelName);
   const size = imageSize ?? cfg.vision.imageSize;
-  const model = createClip(cfg, { imageSize: size }).eval();
+  const model: CLIP | LlipModel = llip ? new LlipModel(cfg, { ...llip, imageSize: size }).eval() : createClip(cfg, { imageSize: size }).eval();
   await loadWeights(model, weights);
   return { encoders: model, tokenizer: ClipTokenizer.default(), contextLength: cfg.text.contextLength, imageSize: size, embedDim: cfg.embedDim, dispose: () => model.dispose?.() };
 }
@@ -137,8 +145,13 @@ export async function buildZeroShotCallback(o: {
   });
 }
 
+function llipTokens(k: number | undefined): number {
+  if (k === undefined) throw new MisconfigurationError('`--model llip` needs `--num_mixture_tokens K` (the K the checkpoint was trained with).');
+  return k;
+}
+
 /** Loads `--weights` into `model`: a safetensors state dict or a lightclip `.ckpt` (prefix detected). */
-export async function loadWeights(model: CLIP, file: string): Promise<void> {
+export async function loadWeights(model: CLIP | LlipModel, file: string): Promise<void> {
   if (!existsSync(file)) throw new MisconfigurationError(`\`--weights\`: ${JSON.stringify(file)} does not exist.`);
   await loadClipWeights(model, file);
 }
@@ -152,6 +165,10 @@ class ZeroShotConfig {
   @Describe('images per batch') @IsInt() @Min(1) batch_size = 64;
   @Describe('image size (default: the model resolution)') @IsOptional() @IsInt() @Min(8) image_size?: number;
   @Describe('auto | cpu | gpu') @IsIn(['auto', 'cpu', 'gpu']) accelerator: 'auto' | 'cpu' | 'gpu' = 'auto';
+  @Describe("'llip' for a Llip checkpoint (class prompts condition every image); default CLIP") @IsOptional() @IsIn(['clip', 'llip']) model?: 'clip' | 'llip';
+  @Describe('Llip: number K of mixture tokens') @IsOptional() @IsInt() @Min(1) num_mixture_tokens?: number;
+  @Describe('Llip: cross-attention temperature') @IsOptional() @IsNumber() llip_temperature?: number;
+  @Describe('Llip: cross-attention heads (default: embed_dim / 64)') @IsOptional() @IsInt() @Min(1) llip_heads?: number;
 }
 
 class EmbedConfig {
@@ -176,7 +193,8 @@ export async function zeroshot(argv: readonly string[], program = 'node dist/eva
   const c = r.config;
   await selectBackend({ accelerator: c.accelerator });
   const scan = await scanImageFolder(required(c.data, '--data', 'an ImageNet-style folder'), { classNames: await loadClassNames(c.class_names) });
-  const m = await loadEvalModel(required(c.weights, '--weights', 'a safetensors or .ckpt file'), c.model_name, c.image_size);
+  const llip = c.model === 'llip' ? { numMixtureTokens: llipTokens(c.num_mixture_tokens), temperature: c.llip_temperature, heads: c.llip_heads } : undefined;
+  const m = await loadEvalModel(required(c.weights, '--weights', 'a safetensors or .ckpt file'), c.model_name, c.image_size, llip);
   const tokens = classPromptTokens(m.tokenizer, scan.classNames, await loadTemplates(c.templates), m.contextLength);
   const classifier = zeroShotClassifier(m.encoders, tokens);
   tf.dispose(tokens);

@@ -30,6 +30,14 @@ import { createClip } from './modules/clip/factory.js';
 import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
 import { ClipWrapper } from './modules/wrappers/clipWrapper.js';
 import { CustomClipWrapper } from './modules/wrappers/customClipWrapper.js';
+import { LlipWrapper } from './modules/llip/wrapper.js';
+import { resolveRecipe } from './modules/recipes.js';
+import { lockImageTower, lockTextTower } from './modules/clip/lock.js';
+import { loadOpenClipPretrained } from './modules/clip/openClipPretrained.js';
+import { PatchDropout } from './modules/clip/patchDropout.js';
+import { VisionTransformer } from './modules/clip/vit.js';
+import type { CLIP } from './modules/clip/model.js';
+import { HfTokenizer } from './modules/text/hfTokenizer.js';
 import { loadHfTextEncoder } from './modules/text/pretrained.js';
 import { RESNETS, loadTextTower, makeImageEncoder } from './modules/finetune.js';
 import type { TextTokenizer } from './modules/tokenizers/types.js';
@@ -97,6 +105,30 @@ export class TrainConfig {
   @Describe('RandomResizedCrop: smallest crop area as a fraction of the image (train-CLIP\'s --resize_ratio)') @IsNumber() @Min(0) resize_ratio = 0.75;
   @Describe('reshuffle the training set every epoch') @IsBoolean() shuffle = true;
   @Describe('reproducible kernels: sets TF_DETERMINISTIC_OPS for tfjs-node(-gpu); the CPU backends already are') @IsBoolean() deterministic = false;
+  // ---- SigLIP and Llip (issue 15) ----
+  @Describe('sigmoid loss (SigLIP, open_clip\'s --siglip): logit scale init ln 10, learnable bias init -10') @IsBoolean() siglip = false;
+  @Describe('how SigLIP moves text blocks under DDP: bidir | shift | reduce | gather (open_clip\'s dist_impl)') @IsIn(['bidir', 'shift', 'reduce', 'gather']) siglip_dist_impl: 'bidir' | 'shift' | 'reduce' | 'gather' = 'bidir';
+  @Describe('Llip (--model llip): number K of mixture tokens') @IsOptional() @IsInt() @Min(1) num_mixture_tokens?: number;
+  @Describe('Llip: softmax temperature of the text-conditioned cross-attention') @IsNumber() llip_temperature = 1;
+  @Describe('Llip: cross-attention heads (default: embed_dim / 64)') @IsOptional() @IsInt() @Min(1) llip_heads?: number;
+  @Describe('Llip: siglip (default) | infonce') @IsIn(['siglip', 'infonce']) llip_loss: 'siglip' | 'infonce' = 'siglip';
+  // ---- open_clip's training options (CLIP towers; --lock_image/--lock_text also apply here) ----
+  @Describe('open_clip: keep the last N image-tower groups trainable under --lock_image (ViT only)') @IsInt() @Min(0) lock_image_unlocked_groups = 0;
+  @Describe('open_clip: BatchNorms of a locked image tower use and keep their running statistics') @IsBoolean() lock_image_freeze_bn_stats = false;
+  @Describe('open_clip: keep the last N text-tower groups trainable under --lock_text') @IsInt() @Min(0) lock_text_unlocked_layers = 0;
+  @Describe('open_clip: also freeze the LayerNorms of locked text layers') @IsBoolean() lock_text_freeze_layer_norm = false;
+  @Describe('open_clip: fraction of image patches dropped in training (ViT; class token kept)') @IsNumber() @Min(0) force_patch_dropout = 0;
+  @Describe('open_clip: weight decay (alias of --weight_decay)') @IsOptional() @IsNumber() @Min(0) wd?: number;
+  @Describe('open_clip: AdamW beta1 (default 0.9)') @IsOptional() @IsNumber() beta1?: number;
+  @Describe('open_clip: AdamW beta2 (default 0.98 ViT, 0.999 ResNet)') @IsOptional() @IsNumber() beta2?: number;
+  @Describe('open_clip: AdamW eps (default 1e-6 ViT, 1e-8 ResNet)') @IsOptional() @IsNumber() eps?: number;
+  @Describe('open_clip: learning-rate schedule after warmup: cosine | const | const-cooldown (default: the CLIP warmup+cosine)') @IsOptional() @IsIn(['cosine', 'const', 'const-cooldown']) lr_scheduler?: 'cosine' | 'const' | 'const-cooldown';
+  @Describe('open_clip: epochs of the const-cooldown tail') @IsOptional() @IsNumber() @Min(0) epochs_cooldown?: number;
+  @Describe('open_clip: learning rate at the end of the cooldown') @IsNumber() @Min(0) lr_cooldown_end = 0;
+  @Describe('open_clip: power of the cooldown (1: linear)') @IsNumber() @Min(0) lr_cooldown_power = 1;
+  @Describe('open_clip: clip gradients to this global 2-norm (after DDP averaging)') @IsOptional() @IsNumber() @Min(0) grad_clip_norm?: number;
+  @Describe('open_clip: start from these CLIP weights (open_clip/OpenAI names: .safetensors, .bin, .pt)') @IsOptional() @IsString() pretrained?: string;
+  @Describe("open_clip: contrast accum_freq batches together (run as --batch_size x N with gradient caching in chunks of --batch_size; see README)") @IsInt() @Min(1) accum_freq = 1;
 }
 
 
@@ -138,7 +170,7 @@ const USAGE = '--model_name ViT-B/32 --folder data/ [options]';
  * @param program how the user started it, for `--help` (`lightclip train` or `node dist/train.js`).
  */
 export async function main(argv: readonly string[], program = 'node dist/train.js'): Promise<Trainer | null> {
-  const resolved = resolveConfig(TrainConfig, argv);
+  const resolved = resolveConfig(TrainConfig, argv, { resolveConfigName: resolveRecipe });
   if (resolved.help) {
     console.log(renderConfigHelp(TrainConfig, { usage: `usage: ${program} ${USAGE}` }));
     return null;
@@ -166,11 +198,33 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
   await selectBackend({ accelerator: cfg.accelerator, quiet: typeof strategy !== 'string' && !strategy.isGlobalZero });
   seedEverything(cfg.seed);
   const finetune = cfg.image_encoder !== undefined || cfg.text_encoder !== undefined;
+  if (cfg.wd !== undefined) cfg.weight_decay = cfg.wd;
+  if (cfg.accum_freq > 1) {
+    // open_clip's feature-cached accumulation = one contrastive batch of N loader batches,
+    // re-encoded chunk by chunk: lightclip's gradient caching over a N-times larger batch.
+    if (cfg.model !== undefined || finetune) throw new MisconfigurationError('`--accum_freq` is supported for CLIP models (`--model_name`), not with `--model` or fine-tuning.');
+    if (cfg.minibatch_size === 0) cfg.minibatch_size = cfg.batch_size;
+    cfg.batch_size *= cfg.accum_freq;
+  }
+  const resnetLike = !cfg.model && !finetune && isResNetConfig(resolveModelConfig(cfg.model_name));
+  const openClip = { lrScheduler: cfg.lr_scheduler, epochsCooldown: cfg.epochs_cooldown, lrCooldownEnd: cfg.lr_cooldown_end, lrCooldownPower: cfg.lr_cooldown_power, gradClipNorm: cfg.grad_clip_norm };
+  const betas: [number, number] | undefined =
+    cfg.beta1 !== undefined || cfg.beta2 !== undefined ? [cfg.beta1 ?? 0.9, cfg.beta2 ?? (resnetLike ? 0.999 : 0.98)] : undefined;
   let model: LightningModule;
   let tokenizer: TextTokenizer;
   let imageSize: number;
   let contextLength: number;
-  if (cfg.model !== undefined) {
+  if (cfg.model === 'llip') {
+    const modelConfig = resolveModelConfig(cfg.model_name);
+    imageSize = cfg.image_size ?? modelConfig.vision.imageSize;
+    contextLength = modelConfig.text.contextLength;
+    tokenizer = ClipTokenizer.default();
+    model = new LlipWrapper({
+      modelName: modelConfig, imageSize, numMixtureTokens: cfg.num_mixture_tokens, temperature: cfg.llip_temperature, heads: cfg.llip_heads,
+      patchDropout: cfg.force_patch_dropout, betas, eps: cfg.eps, openClip,
+      loss: cfg.llip_loss, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg, image_size: imageSize },
+    });
+  } else if (cfg.model !== undefined) {
     // Any registered LightningModule (Lightning's `--model`); its own hparams, its own loss.
     model = create<LightningModule>('model', cfg.model, jsonArgs(cfg.model_args, '--model_args'), '--model');
     tokenizer = ClipTokenizer.default();
@@ -183,14 +237,22 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     imageSize = cfg.image_size ?? modelConfig.vision.imageSize;
     contextLength = modelConfig.text.contextLength;
     tokenizer = ClipTokenizer.default();
-    model = new ClipWrapper(createClip(modelConfig, { imageSize }), {
+    const clip = createClip(modelConfig, { imageSize });
+    applyOpenClipTowerOptions(clip, cfg);
+    model = new ClipWrapper(clip, {
+      betas,
+      openClip,
+      eps: cfg.eps,
       minibatchSize: cfg.minibatch_size,
       lr: cfg.lr,
       warmupSteps: cfg.warmup_steps,
       weightDecay: cfg.weight_decay,
       resnet: isResNetConfig(modelConfig),
+      loss: cfg.siglip ? 'siglip' : 'infonce',
+      siglipDistImpl: cfg.siglip_dist_impl,
       hparams: { ...cfg, image_size: imageSize },
     });
+    if (cfg.pretrained) await loadOpenClipPretrained(model as ClipWrapper, cfg.pretrained);
   }
   const datamodule = custom
     ? create<LightningDataModule>('datamodule', cfg.datamodule!, jsonArgs(cfg.datamodule_args, '--datamodule_args'), '--datamodule')
@@ -246,6 +308,16 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
   });
   await trainer.fit(model, datamodule, { ckptPath: cfg.resume ?? null });
   return trainer;
+}
+
+/** --lock_image*, --lock_text*, --force_patch_dropout on a CLIP model (open_clip's create_model + lock_*_tower). */
+function applyOpenClipTowerOptions(clip: CLIP, cfg: TrainConfig): void {
+  if (cfg.force_patch_dropout > 0) {
+    if (!(clip.visual instanceof VisionTransformer)) throw new MisconfigurationError('`--force_patch_dropout` needs a ViT image tower.');
+    clip.visual.patchDropout = new PatchDropout(cfg.force_patch_dropout);
+  }
+  if (cfg.lock_image) lockImageTower(clip.visual, { unlockedGroups: cfg.lock_image_unlocked_groups, freezeBnStats: cfg.lock_image_freeze_bn_stats });
+  if (cfg.lock_text) lockTextTower(clip, { unlockedLayers: cfg.lock_text_unlocked_layers, freezeLayerNorm: cfg.lock_text_freeze_layer_norm });
 }
 
 function toArray(v: string | string[] | undefined): string[] {

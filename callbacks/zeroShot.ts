@@ -11,6 +11,12 @@ import type { Trainer } from '../core/trainer.js';
 export interface ZeroShotEncoders {
   encodeImage(images: Tensor): Tensor;
   encodeText(tokens: Tensor): Tensor;
+  /**
+   * Scores `[B, C]` of images against the classifier `[D, C]`, for models whose image
+   * embedding depends on the caption (Llip: every class embedding conditions every image).
+   * Absent: cosine of the normalised image features with the classifier.
+   */
+  zeroShotLogits?(images: Tensor, classifier: Tensor): Tensor;
 }
 
 /** Batches for zero-shot evaluation: NHWC images and int32 class labels. */
@@ -55,7 +61,7 @@ export async function zeroShotAccuracy(encoders: ZeroShotEncoders, classifier: T
   let n = 0;
   for await (const batch of loader) {
     const [hit1, hit5] = tf.tidy(() => {
-      const logits = tf.matMul(F.normalize(encoders.encodeImage(batch.images)), classifier);
+      const logits = encoders.zeroShotLogits ? encoders.zeroShotLogits(batch.images, classifier) : tf.matMul(F.normalize(encoders.encodeImage(batch.images)), classifier);
       const k = Math.min(5, numClasses);
       const top = tf.topk(logits, k).indices;
       const eq = tf.cast(tf.equal(top, tf.expandDims(batch.labels, 1)), 'float32');

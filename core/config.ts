@@ -300,6 +300,8 @@ export function booleanFlagsOf(cls: ConfigClass, prefix = ''): string[] {
 export interface ResolveOptions extends CliOptions {
   /** The flag naming config files (repeatable, later files win); default `config`. */
   configFlag?: string;
+  /** Maps each `--config` value to a file path (named recipes such as `llip_b16`); default: as given. */
+  resolveConfigName?: (value: string) => string;
 }
 
 /** The result of `resolveConfig`: either `--help` was asked for, or the validated config. */
@@ -323,7 +325,8 @@ export function resolveConfig<T extends object>(cls: ConfigClass<T>, argv: reado
   for (const p of paths) {
     if (typeof p !== 'string') throw new MisconfigurationError(`\`--${configFlag}\` must be followed by a file path (.json, .yaml or .yml), got ${showValue(p)}`);
   }
-  const layers: ConfigLayer[] = (paths as string[]).map((p) => ({ values: loadConfigFile(p), source: p }));
+  const resolve = options.resolveConfigName ?? ((p: string) => p);
+  const layers: ConfigLayer[] = (paths as string[]).map((p) => resolve(p)).map((p) => ({ values: loadConfigFile(p), source: p }));
   layers.push({ values: flags, source: COMMAND_LINE });
   return { help: false, config: parseConfigLayers(cls, layers) };
 }

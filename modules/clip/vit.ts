@@ -8,6 +8,7 @@ import { MisconfigurationError, showValue } from '../../core/errors.js';
 import { Conv2d, init, LayerNorm, Module, type Parameter } from '../../core/nn/index.js';
 import { tf, type Tensor } from '../../core/tf.js';
 import { applyLayerNorm, Transformer, type TransformerOptions } from './transformer.js';
+import { PatchDropout } from './patchDropout.js';
 
 /** Shape of a {@link VisionTransformer}. */
 export interface VisionTransformerOptions extends TransformerOptions {
@@ -42,6 +43,8 @@ export class VisionTransformer extends Module {
   readonly patchSize: number;
   readonly width: number;
   readonly grid: number;
+  /** open_clip's `--force_patch_dropout` (training only; default off). */
+  patchDropout = new PatchDropout(0);
 
   /** @throws MisconfigurationError when `imageSize` is not a multiple of `patchSize`, or heads do not divide `width`. */
   constructor(options: VisionTransformerOptions) {
@@ -77,7 +80,7 @@ export class VisionTransformer extends Module {
     return tf.tidy(() => {
       const patches = tf.reshape(this.conv1.forward(images), [b, this.grid * this.grid, w]);
       const cls = tf.broadcastTo(tf.reshape(this.classEmbedding.variable, [1, 1, w]), [b, 1, w]);
-      const tokens = tf.add(tf.concat([cls, patches], 1), this.positionalEmbedding.variable);
+      const tokens = this.patchDropout.apply(tf.add(tf.concat([cls, patches], 1), this.positionalEmbedding.variable), this.training);
       const x = this.transformer.forward(applyLayerNorm(this.lnPre, tokens));
       // Only the class token is read out, so ln_post runs on [B, width], not [B, L, width].
       const pooled = applyLayerNorm(this.lnPost, tf.reshape(tf.slice(x, [0, 0, 0], [b, 1, w]), [b, w]));

@@ -5,12 +5,15 @@ import type { Module, Parameter } from '../../core/nn/module.js';
 import * as F from '../../core/nn/functional.js';
 import { AdamW } from '../../core/optim/adamw.js';
 import { CosineWarmupScheduler } from '../../core/optim/lrScheduler.js';
+import { openClipOptim, type OpenClipOptimOptions } from '../../core/optim/openClipSchedule.js';
 import { weightDecayParamGroups } from '../../core/optim/paramGroups.js';
 import { RecordedForward, backward } from '../../core/autograd.js';
 import { defaultGenerator } from '../../core/random.js';
 import type { GradientContext } from '../../core/module.js';
 import type { OptimizerConfig, OptimizerLike } from '../../core/types.js';
-import { clipLossCore, retrievalAccuracy } from '../losses/clipLoss.js';
+import { retrievalAccuracy } from '../losses/clipLoss.js';
+import { resolvePairLoss, SiglipPairLoss, type PairLoss, type PairLossName } from '../losses/pairLoss.js';
+import type { SiglipCollectives, SiglipDistImpl } from '../losses/siglip.js';
 
 /** What ClipWrapper needs of a two-tower model (the CLIP module, or any image/text pair). */
 export interface ContrastiveTowers extends Module {
@@ -46,6 +49,12 @@ export interface ClipWrapperOptions {
   totalSteps?: number;
   /** Extra hyperparameters to record (model name...). */
   hparams?: Record<string, unknown>;
+  /** The loss: 'infonce' (default), 'siglip' (open_clip's `--siglip`), or a {@link PairLoss}. */
+  loss?: PairLossName | PairLoss;
+  /** How SigLIP moves text blocks under DDP (open_clip's `dist_impl`, default 'bidir'). */
+  siglipDistImpl?: SiglipDistImpl;
+  /** open_clip's `--lr_scheduler`, cooldown and `--grad_clip_norm`. */
+  openClip?: OpenClipOptimOptions;
 }
 
 /**
@@ -86,7 +95,9 @@ export interface ClipWrapperOptions {
 export class ClipWrapper extends LightningModule<ImageTextPairs> {
   readonly model: ContrastiveTowers;
   readonly minibatchSize: number;
-  protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
+  readonly pairLoss: PairLoss;
+  private readonly openClip: OpenClipOptimOptions | undefined;
+  protected readonly opts: Required<Omit<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'hparams' | 'loss' | 'siglipDistImpl' | 'openClip'>> & Pick<ClipWrapperOptions, 'betas' | 'eps' | 'totalSteps'>;
 
   constructor(model: ContrastiveTowers, options: ClipWrapperOptions = {}) {
     super();
@@ -110,7 +121,12 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
       throw new MisconfigurationError(`\`--warmup_steps\` must be an integer ≥ 0, got ${options.warmupSteps}.`);
     }
     if (!(this.opts.weightDecay >= 0)) throw new MisconfigurationError(`\`--weight_decay\` must be ≥ 0, got ${options.weightDecay}.`);
-    this.saveHyperparameters({ ...options.hparams, minibatch_size: this.minibatchSize, lr: this.opts.lr, warmup_steps: this.opts.warmupSteps, weight_decay: this.opts.weightDecay });
+    this.openClip = options.openClip;
+    this.pairLoss = resolvePairLoss(options.loss, { distImpl: options.siglipDistImpl });
+    if (this.pairLoss.module) this.registerModule('loss', this.pairLoss.module);
+    const scaleInit = this.pairLoss.logitScaleInit;
+    if (scaleInit !== null) tf.tidy(() => this.logitScale.variable.assign(tf.fill(this.logitScale.shape, scaleInit)));
+    this.saveHyperparameters({ ...options.hparams, loss: this.pairLoss.name, minibatch_size: this.minibatchSize, lr: this.opts.lr, warmup_steps: this.opts.warmupSteps, weight_decay: this.opts.weightDecay });
   }
 
   /** The model's `logit_scale` parameter (log of the inverse temperature). */
@@ -135,7 +151,8 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     // again, so its cosine decay ended batch_size times too early.
     const total = this.opts.totalSteps ?? this.trainer?.estimatedSteppingBatches ?? 1;
     const warmup = Math.min(this.opts.warmupSteps, Math.max(0, total - 1));
-    const scheduler = new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) });
+    const scheduler = openClipOptim(optimizer, this.openClip, { warmup, total: Math.max(total, warmup + 1), maxEpochs: this.trainer?.maxEpochs }) ??
+      new CosineWarmupScheduler(optimizer, { warmupSteps: warmup, totalSteps: Math.max(total, warmup + 1) });
     return { optimizer, lrScheduler: { scheduler, interval: 'step' } };
   }
 
@@ -174,7 +191,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
    * taken at the feature level under gradient caching). Default: the logit scale.
    */
   protected headParameters(): Parameter[] {
-    return [this.logitScale];
+    return this.pairLoss.heads(this.logitScale);
   }
 
   /**
@@ -183,7 +200,7 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
    * terms (self-distillation's KL).
    */
   protected featureLoss(imageFeatures: Tensor, textFeatures: Tensor, heads: Tensor[]): Tensor {
-    return clipLossCore(imageFeatures, textFeatures, tf.exp(heads[0]!));
+    return this.pairLoss.loss(imageFeatures, textFeatures, heads);
   }
 
   /**
@@ -218,8 +235,9 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
       const loss = grad.backward(() => {
         const zi = F.normalize(this.model.encodeImage(images));
         const zt = F.normalize(this.model.encodeText(texts));
-        kept = tf.keep(tf.mul(tf.matMul(zi, zt, false, true), tf.exp(this.logitScale.variable)));
-        return this.featureLoss(zi, zt, this.headParameters().map((p) => p.variable));
+        const heads = this.headParameters().map((p) => p.variable);
+        kept = tf.keep(this.pairLoss.logits(zi, zt, heads));
+        return this.featureLoss(zi, zt, heads);
       });
       return { loss, logits: kept! };
     }
@@ -237,10 +255,21 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
     const world = strategy?.worldSize ?? 1;
     const n = zi.shape[0]!;
     const heads = this.headParameters();
+    const comm = (strategy as { processGroup?: SiglipCollectives } | undefined)?.processGroup;
+    const sig = world > 1 && comm && this.pairLoss instanceof SiglipPairLoss && this.featureLoss === ClipWrapper.prototype.featureLoss ? this.pairLoss : null;
+    if (sig) {
+      // SigLIP under DDP: open_clip's communication (dist_impl); its gradients are already
+      // this rank's share of the global loss's, so no ×world here.
+      const vars = heads.map((p) => p.variable);
+      const r = await sig.distributed(zi, zt, vars, comm!);
+      const logits = this.pairLoss.logits(zi, zt, vars);
+      grad.beforeBackward(r.loss);
+      return { loss: r.loss, logits, gi: r.gradImage, gt: r.gradText, gHeads: [r.gradScale, r.gradBias] };
+    }
     const allI = await this.gather(zi);
     const allT = await this.gather(zt);
     const { value, grads } = tf.valueAndGrads((...xs: Tensor[]) => this.featureLoss(xs[0]!, xs[1]!, xs.slice(2)))([allI, allT, ...heads.map((p) => p.variable)]);
-    const logits = tf.tidy(() => tf.mul(tf.matMul(allI, allT, false, true), tf.exp(this.logitScale.variable)));
+    const logits = this.pairLoss.logits(allI, allT, heads.map((p) => p.variable));
     const [gI, gT, ...gHeads] = grads as Tensor[];
     const offset = (strategy?.globalRank ?? 0) * n;
     const gi = tf.tidy(() => tf.mul(tf.slice(gI!, offset, n), world));
@@ -349,12 +378,12 @@ export class ClipWrapper extends LightningModule<ImageTextPairs> {
   override validationStep(batch: ImageTextPairs): void {
     const zi = F.normalize(this.model.encodeImage(batch.images));
     const zt = F.normalize(this.model.encodeText(batch.texts));
-    const scale = tf.exp(this.logitScale.variable);
-    const logits = tf.mul(tf.matMul(zi, zt, false, true), scale);
+    const heads = this.headParameters().map((p) => p.variable);
+    const logits = this.pairLoss.logits(zi, zt, heads);
     const n = batch.images.shape[0]!;
     const acc = retrievalAccuracy(logits);
     // Each rank validates its own shard: the epoch values are averaged over ranks (syncDist).
-    this.log('val_loss', clipLossCore(zi, zt, scale), { progBar: true, batchSize: n, syncDist: true });
+    this.log('val_loss', this.featureLoss(zi, zt, heads), { progBar: true, batchSize: n, syncDist: true });
     this.log('val_acc_i2t', acc.imageToText, { batchSize: n, syncDist: true });
     this.log('val_acc_t2i', acc.textToImage, { batchSize: n, syncDist: true });
     this.log('val_acc', (acc.imageToText + acc.textToImage) / 2, { progBar: true, batchSize: n, syncDist: true });

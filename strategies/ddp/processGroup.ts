@@ -230,6 +230,43 @@ export class ProcessGroup {
     return out;
   }
 
+  /**
+   * Point-to-point exchange, called by every rank as one collective: this rank sends each
+   * `sends[k].data` to `sends[k].to` and receives one array from each rank of `recvFrom`,
+   * returned in that order. Messages between two ranks match in the order they are listed
+   * (a rank may send to, and receive from, the same peer more than once). A rank with
+   * nothing to send or receive passes empty lists. (open_clip's neighbour exchange:
+   * `P2POp` isend/irecv pairs.)
+   */
+  async sendRecv(sends: ReadonlyArray<{ to: number; data: Float32Array }>, recvFrom: readonly number[]): Promise<Float32Array[]> {
+    sends.forEach((s) => this.checkRank(s.to, 'to'));
+    recvFrom.forEach((r) => this.checkRank(r, 'recvFrom'));
+    const { seq, deadline, label, mesh } = this.begin(`sendRecv(${sends.length} sends, ${recvFrom.length} receives)`);
+    if (!mesh) return sends.filter((s) => s.to === this.rank).map((s) => s.data);
+    const sentTo = new Map<number, number>();
+    for (const { to, data } of sends) {
+      const ordinal = sentTo.get(to) ?? 0;
+      sentTo.set(to, ordinal + 1);
+      if (to === this.rank) continue;
+      mesh.send(to, { kind: Kind.Data, op: Op.SendRecv, seq, tag: ordinal, total: data.length }, copyBytes(data, 0, data.length));
+    }
+    const got = new Map<number, number>();
+    const out: Float32Array[] = [];
+    let self = 0;
+    for (const src of recvFrom) {
+      const ordinal = got.get(src) ?? 0;
+      got.set(src, ordinal + 1);
+      if (src === this.rank) {
+        out.push(sends.filter((s) => s.to === this.rank)[self++]!.data);
+        continue;
+      }
+      const msg = await mesh.recv(src, Op.SendRecv, seq, ordinal, deadline, label);
+      const n = msg.header.total;
+      out.push(Float32Array.from(this.floats(msg, n, n, label)));
+    }
+    return out;
+  }
+
   /** Every rank's JSON value, indexed by rank. */
   async allGatherObject<T>(value: T): Promise<T[]> {
     const { seq, deadline, label, mesh } = this.begin('allGather(JSON)');

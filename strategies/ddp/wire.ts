@@ -8,9 +8,9 @@
 export const Kind = { Data: 0, Bye: 1, Abort: 2, Report: 3 } as const;
 
 /** Collective codes carried by data messages (to detect ranks calling different collectives). */
-export const Op = { AllReduce: 1, Broadcast: 2, BroadcastJson: 3, AllGather: 4, AllGatherJson: 5, Barrier: 6 } as const;
+export const Op = { AllReduce: 1, Broadcast: 2, BroadcastJson: 3, AllGather: 4, AllGatherJson: 5, Barrier: 6, SendRecv: 7 } as const;
 /** Names of the `Op` codes, for error messages. */
-export const OP_NAMES = ['control', 'allReduce', 'broadcast(Float32Array)', 'broadcast(JSON)', 'allGather(Float32Array)', 'allGather(JSON)', 'barrier'];
+export const OP_NAMES = ['control', 'allReduce', 'broadcast(Float32Array)', 'broadcast(JSON)', 'allGather(Float32Array)', 'allGather(JSON)', 'barrier', 'sendRecv'];
 
 /** The fixed-size header of every message. */
 export interface Header {
