@@ -14,7 +14,17 @@
       "cflags_cc!": ["-fno-exceptions", "-O2"],
       "ldflags": ["-pthread"],
       "libraries": ["-ldl"],
-      "defines": ["NAPI_VERSION=8"]
+      "defines": ["NAPI_VERSION=8"],
+      "variables": {"gloo%": "<!(node gloo.cjs have)"},
+      "conditions": [
+        ["gloo==1", {
+          "sources": ["src/gloo_pg.cc"],
+          "defines": ["LIGHTCLIP_GLOO=1"],
+          "include_dirs": ["<!(node gloo.cjs include)"],
+          "cflags_cc!": ["-fno-rtti"],
+          "libraries": ["-L<!(node gloo.cjs lib)", "-lgloo", "-Wl,-rpath,<!(node gloo.cjs lib)"]
+        }]
+      ]
     }
   ]
 }
