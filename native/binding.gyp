@@ -5,7 +5,8 @@
       "sources": [
         "src/addon.cc", "src/blas.cc", "src/dispatch.cc", "src/gemm.cc",
         "src/isa_base.cc", "src/isa_avx2.cc", "src/isa_avx512.cc",
-        "src/ops_elementwise.cc", "src/ops_nn.cc", "src/ops_pool_norm.cc", "src/threadpool.cc"
+        "src/ops_elementwise.cc", "src/ops_nn.cc", "src/ops_pool_norm.cc", "src/threadpool.cc",
+        "src/mpi_pg.cc"
       ],
       "cflags_cc": [
         "-std=c++17", "-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -190,6 +191,8 @@ class TcpStore : public gloo::rendezvous::Store {
 
 // ---- the process group ----
 
+std::atomic<bool> envGone{false};
+
 struct Pinned {
   napi_ref ref = nullptr;
   void* data = nullptr;
@@ -242,9 +245,9 @@ struct Group {
         std::lock_guard<std::mutex> lk(mu);
         busy = false;
       }
-      if (napi_call_threadsafe_function(tsfn, t, napi_tsfn_blocking) != napi_ok) {
-        // Node is shutting down: nobody is waiting for this result any more.
-      }
+      // After Node's environment is gone (process exit) the thread-safe function is too:
+      // calling it would abort the process, so the result is dropped.
+      if (envGone.load() || napi_call_threadsafe_function(tsfn, t, napi_tsfn_blocking) != napi_ok) delete t;
     }
   }
 };
@@ -387,6 +390,11 @@ napi_value Create(napi_env env, napi_callback_info /*info*/) {
     return nullptr;
   }
   napi_unref_threadsafe_function(env, g->tsfn);
+  static bool hooked = false;
+  if (!hooked) {
+    hooked = true;
+    napi_add_env_cleanup_hook(env, [](void*) { envGone = true; }, nullptr);
+  }
   g->thread = std::thread([g] { g->loop(); });
   napi_value h;
   napi_create_external(env, g, finalizeGroup, nullptr, &h);

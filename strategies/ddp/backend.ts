@@ -59,9 +59,9 @@ export function chooseBackend(
 
 /** Connects a process group of `backend`. */
 export async function connectProcessGroup(backend: BackendName, o: GroupOptions): Promise<ProcessGroupLike> {
+  if (backend === 'mpi') return MpiProcessGroup.connect(o); // MPI wires the ranks: no MASTER_PORT
   checkGroupOptions(o);
   if (o.initMethod && backend !== 'gloo') throw new MisconfigurationError(`\`--ddp_init ${o.initMethod}\` is only supported by the gloo backend (this run uses ${backend}).`);
   if (backend === 'gloo') return GlooProcessGroup.connect(o);
-  if (backend === 'mpi') return MpiProcessGroup.connect(o);
   return ProcessGroup.connect(o);
 }

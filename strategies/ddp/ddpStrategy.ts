@@ -88,10 +88,10 @@ export class DDPStrategy extends Strategy {
         );
       }
     }
-    if (ce.worldSize > 1 && ce.mainPort === null) {
+    this.backendChoice = chooseBackend(options.backend, this.env, options.numNodes ?? 1);
+    if (ce.worldSize > 1 && ce.mainPort === null && this.backendChoice.backend !== 'mpi' && !(options.initMethod ?? this.env.LIGHTCLIP_DDP_INIT)) {
       throw new MisconfigurationError(`\`MASTER_PORT\` must be set when WORLD_SIZE=${ce.worldSize} (${ce.name} environment): every rank meets rank 0 there.`);
     }
-    this.backendChoice = chooseBackend(options.backend, this.env, options.numNodes ?? 1);
     this.initMethod = options.initMethod ?? (this.env.LIGHTCLIP_DDP_INIT || undefined);
     this.log = options.log ?? ((line: string) => console.log(line));
     watchLauncher(this.env);

@@ -40,3 +40,12 @@ describe('--ddp_backend', () => {
     expect(() => chooseBackend('mpi', {}, 1, both)).toThrow(/started by `mpirun` or `srun --mpi=pmix`/);
   });
 });
+
+describe('the mpirun environment', () => {
+  it('reads OMPI_COMM_WORLD_* (no MASTER_PORT needed)', async () => {
+    const { detectClusterEnvironment } = await import('../../strategies/ddp/environment.js');
+    const ce = detectClusterEnvironment({ OMPI_COMM_WORLD_RANK: '3', OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_LOCAL_RANK: '1', OMPI_COMM_WORLD_NODE_RANK: '1' });
+    expect([ce.name, ce.globalRank, ce.worldSize, ce.localRank, ce.nodeRank, ce.mainPort, ce.createsProcessesExternally]).toEqual(['mpi', 3, 4, 1, 1, null, true]);
+    expect(() => detectClusterEnvironment({ OMPI_COMM_WORLD_RANK: '4', OMPI_COMM_WORLD_SIZE: '4' })).toThrow(/OMPI_COMM_WORLD_RANK=4.*OMPI_COMM_WORLD_SIZE=4/);
+  });
+});
