@@ -101,7 +101,8 @@ describe.each(BACKENDS.filter((b) => b !== 'mpi'))('rendezvous timeout (%s)', (b
     expect(errs[0]!.rank).toBe(0);
     for (const e of errs) expect(e.connectError).toMatch(/rank 2 never (connected|joined)/);
     expect(errs[0]!.ranks).toEqual([2]);
-    expect(Date.now() - t0).toBeLessThan(2000 + 8000);
+    // Bounded (spawning and loading 3 workers takes seconds on a loaded machine): far below any default timeout.
+    expect(Date.now() - t0).toBeLessThan(2000 + 20_000);
     expect(await waitGone(out.pids, 3000)).toEqual([]);
   });
 });
