@@ -68,6 +68,8 @@ export class TrainConfig {
   @Describe('rank of this node') @IsInt() @Min(0) node_rank = 0;
   @Describe('address of the rank-0 node') @IsString() master_addr = '127.0.0.1';
   @Describe('port of the rank-0 rendezvous (default: MASTER_PORT, else a free port on one node)') @IsOptional() @IsInt() @Min(1) master_port?: number;
+  @Describe('DDP process-group backend: auto (mpi under mpirun, else gloo when built, else zmq) | gloo | mpi | zmq') @IsIn(['auto', 'gloo', 'mpi', 'zmq']) ddp_backend = 'auto';
+  @Describe('DDP rendezvous through a shared directory, file:///path (gloo; default MASTER_ADDR:MASTER_PORT)') @IsOptional() @IsString() ddp_init?: string;
   @Describe('where logs and checkpoints go') @IsString() default_root_dir = '.';
   @Describe("resume from a checkpoint path, or 'last'") @IsOptional() @IsString() resume?: string;
   @Describe('random seed') @IsInt() @Min(0) seed = 42;
@@ -193,7 +195,7 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
       process.exitCode = result.exitCode;
       return null;
     }
-    strategy = new DDPStrategy({ devices: cfg.devices, numNodes: cfg.num_nodes });
+    strategy = new DDPStrategy({ devices: cfg.devices, numNodes: cfg.num_nodes, backend: cfg.ddp_backend, initMethod: cfg.ddp_init });
   }
   await selectBackend({ accelerator: cfg.accelerator, quiet: typeof strategy !== 'string' && !strategy.isGlobalZero });
   seedEverything(cfg.seed);

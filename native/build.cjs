@@ -11,6 +11,8 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
+const { findGloo } = require('./gloo.cjs');
+
 const here = __dirname;
 const out = path.join(here, 'build', 'Release', 'lightclip.node');
 const quiet = process.argv.includes('--quiet');
@@ -70,17 +72,25 @@ function buildWithGxx() {
   const flags = ['-std=c++17', '-O3', '-fPIC', '-fvisibility=hidden', '-fopenmp-simd', '-fno-math-errno',
     '-fno-trapping-math', '-ffp-contract=fast', '-DNAPI_VERSION=8', '-DBUILDING_NODE_EXTENSION',
     `-I${path.join(headers, 'include', 'node')}`, '-pthread'];
+  // Gloo's part (src/gloo*.cc) only when Gloo is installed (native/gloo.cjs).
+  const gloo = findGloo();
+  const libs = ['-ldl'];
+  if (gloo) {
+    flags.push('-DLIGHTCLIP_GLOO=1', `-I${gloo.include}`);
+    libs.push(`-L${gloo.lib}`, '-lgloo', `-Wl,-rpath,${gloo.lib}`);
+  }
   const objs = [];
-  for (const f of fs.readdirSync(src).filter((n) => n.endsWith('.cc'))) {
+  for (const f of fs.readdirSync(src).filter((n) => n.endsWith('.cc') && (gloo || !n.startsWith('gloo')))) {
     const obj = path.join(objDir, f.replace(/\.cc$/, '.o'));
     log(`${cxx} ${f}`);
     if (!run(cxx, [...flags, '-c', path.join(src, f), '-o', obj])) return false;
     objs.push(obj);
   }
-  return run(cxx, ['-shared', '-pthread', '-o', out, ...objs, '-ldl']) && fs.existsSync(out);
+  return run(cxx, ['-shared', '-pthread', '-o', out, ...objs, ...libs]) && fs.existsSync(out);
 }
 
 function main() {
+  log(findGloo() ? `Gloo found (${findGloo().include}): building the gloo process group` : 'Gloo not found (apt-get install libgloo-dev, or LIGHTCLIP_GLOO_DIR): DDP will use the zeromq layer');
   if (process.env.LIGHTCLIP_SKIP_NATIVE === '1') {
     log('LIGHTCLIP_SKIP_NATIVE=1: not building the native addon');
     return;

@@ -225,6 +225,13 @@ napi_value Reduce(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+namespace lc {
+void registerMpi(napi_env env, napi_value exports);  // mpi_pg.cc: Open MPI through dlopen, always built
+#ifdef LIGHTCLIP_GLOO
+void registerGloo(napi_env env, napi_value exports);  // gloo_pg.cc, built only with Gloo
+#endif
+}
+
 NAPI_MODULE_INIT() {
   const struct { const char* name; napi_callback cb; } fns[] = {
       {"init", Init},       {"setNumThreads", SetNumThreads}, {"setBlasActive", SetBlasActive},
@@ -241,5 +248,9 @@ NAPI_MODULE_INIT() {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
     napi_set_named_property(env, exports, f.name, fn);
   }
+  lc::registerMpi(env, exports);
+#ifdef LIGHTCLIP_GLOO
+  lc::registerGloo(env, exports);
+#endif
   return exports;
 }

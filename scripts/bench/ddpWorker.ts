@@ -10,7 +10,7 @@ import { Trainer } from '../../core/trainer.js';
 import type { OptimizerConfig } from '../../core/types.js';
 import { DDPStrategy } from '../../strategies/ddp/ddpStrategy.js';
 import { detectClusterEnvironment } from '../../strategies/ddp/environment.js';
-import { ProcessGroup } from '../../strategies/ddp/processGroup.js';
+import { chooseBackend, connectProcessGroup } from '../../strategies/ddp/backend.js';
 
 /**
  * The worker of `benchDdp` (bench.ts), run by `launchDdp` from `dist/`: `allreduce` times
@@ -69,7 +69,7 @@ function result(obj: Record<string, unknown>): void {
 
 async function benchAllReduce(sizes: number[], repeats: number): Promise<void> {
   const ce = detectClusterEnvironment();
-  const pg = await ProcessGroup.connect({ rank: ce.globalRank, worldSize: ce.worldSize, masterAddr: ce.mainAddress, masterPort: ce.mainPort ?? 0 });
+  const pg = await connectProcessGroup(chooseBackend(undefined).backend, { rank: ce.globalRank, worldSize: ce.worldSize, masterAddr: ce.mainAddress, masterPort: ce.mainPort ?? 0 });
   try {
     for (const n of sizes) {
       const a = new Float32Array(n).fill(1);
@@ -81,7 +81,7 @@ async function benchAllReduce(sizes: number[], repeats: number): Promise<void> {
         if (r > 0) times.push(performance.now() - t0); // the first round warms up JIT and sockets
       }
       times.sort((x, y) => x - y);
-      if (ce.globalRank === 0) result({ kind: 'allreduce', floats: n, processes: ce.worldSize, bestMs: times[0], medianMs: times[Math.floor(times.length / 2)] });
+      if (ce.globalRank === 0) result({ kind: 'allreduce', backend: pg.backend, floats: n, processes: ce.worldSize, bestMs: times[0], medianMs: times[Math.floor(times.length / 2)] });
     }
   } finally {
     await pg.close();
@@ -100,10 +100,50 @@ async function benchTrain(width: number, batch: number, steps: number, warmup: n
   if (strategy.isGlobalZero) result({ kind: 'train', processes: strategy.worldSize, batchPerProcess: batch, width, steps: steps - warmup, samplesPerSecond: samples / seconds, msPerStep: (seconds * 1000) / (steps - warmup) });
 }
 
+/**
+ * ClipWrapper training steps of a CLIP model on random pairs, timing the gradient all-reduce
+ * separately (DDP overhead = its share of the step time).
+ */
+async function benchClip(modelName: string, batch: number, steps: number, warmup: number): Promise<void> {
+  await selectBackend({ quiet: true });
+  seedEverything(0);
+  const { createClip } = await import('../../modules/clip/factory.js');
+  const { ClipWrapper } = await import('../../modules/wrappers/clipWrapper.js');
+  const clip = createClip(modelName);
+  const size = clip.config.vision.imageSize;
+  const ctx = clip.config.text.contextLength;
+  const timer = new StepTimer(warmup);
+  const strategy = new DDPStrategy();
+  let commMs = 0;
+  let backend = 'none';
+  const reduce = strategy.reduceGradients.bind(strategy);
+  strategy.reduceGradients = async (params) => {
+    if (strategy.worldSize > 1) backend = strategy.processGroup.backend;
+    const t0 = performance.now();
+    await reduce(params);
+    if (timer.start > 0) commMs += performance.now() - t0;
+  };
+  const loader: DataLoader<{ images: Tensor; texts: Tensor }> & { setDistributed(): void } = {
+    length: steps,
+    setDistributed() {},
+    async *[Symbol.asyncIterator]() {
+      for (let i = 0; i < steps; i++) yield { images: tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', i), texts: tf.randomUniform([batch, ctx], 1, 1000, 'int32', i) };
+    },
+  };
+  const trainer = new Trainer({ strategy, maxSteps: steps, logger: false, enableCheckpointing: false, enableProgressBar: false, numSanityValSteps: 0, callbacks: [timer] });
+  await trainer.fit(new ClipWrapper(clip, { warmupSteps: 1 }), { train: loader });
+  const timed = steps - warmup;
+  const seconds = (timer.end - timer.start) / 1000;
+  if (strategy.isGlobalZero) {
+    result({ kind: 'clip', model: modelName, backend, processes: strategy.worldSize, batchPerProcess: batch, steps: timed, pairsPerSecond: (timed * batch * strategy.worldSize) / seconds, msPerStep: (seconds * 1000) / timed, allReduceMsPerStep: commMs / timed });
+  }
+}
+
 const [mode, ...rest] = process.argv.slice(2);
 const num = (i: number, fallback: number): number => (rest[i] !== undefined ? Number(rest[i]) : fallback);
 if (mode === 'allreduce') await benchAllReduce((rest[0] ?? '1000000,10000000').split(',').map(Number), num(1, 5));
 else if (mode === 'train') await benchTrain(num(0, 384), num(1, 64), num(2, 40), num(3, 5));
+else if (mode === 'clip') await benchClip(rest[0] ?? 'ViT-B/32', num(1, 32), num(2, 4), num(3, 1));
 else {
   console.error('usage: ddpWorker.js allreduce [sizes] [repeats] | train [width] [batch] [steps] [warmup]');
   process.exitCode = 2;

@@ -6,7 +6,9 @@ import { tf, type Tensor } from '../../core/tf.js';
 import { detectClusterEnvironment, type ClusterEnvironment, type Env } from './environment.js';
 import { DistributedError, describeRanks } from './errors.js';
 import { watchLauncher } from './launcher.js';
-import { DEFAULT_BUCKET_CAP_MB, ProcessGroup, timeoutFromEnv } from './processGroup.js';
+import { chooseBackend, connectProcessGroup, type BackendChoice } from './backend.js';
+import { DEFAULT_BUCKET_CAP_MB, type ProcessGroupLike } from './group.js';
+import { timeoutFromEnv } from './processGroup.js';
 
 /** Options of {@link DDPStrategy}. */
 export interface DDPStrategyOptions {
@@ -20,6 +22,12 @@ export interface DDPStrategyOptions {
   bucketCapMb?: number;
   /** Address this rank's peer socket binds on (default LIGHTCLIP_DDP_HOST, else the route to MASTER_ADDR). */
   host?: string;
+  /** `auto` (default: LIGHTCLIP_DDP_BACKEND, else mpi under mpirun, gloo when built, else zmq), `gloo`, `mpi` or `zmq` (Lightning's `process_group_backend`). */
+  backend?: string;
+  /** `file:///shared/dir`: meet through a shared filesystem instead of MASTER_ADDR:MASTER_PORT (gloo; LIGHTCLIP_DDP_INIT). */
+  initMethod?: string;
+  /** Where the start-up line (`ddp backend: ...`, rank 0 only) goes; default `console.log`. */
+  log?: (line: string) => void;
   /** Environment to read ranks from (default `process.env`). */
   env?: Env;
   /** Use this environment instead of detecting one. */
@@ -34,7 +42,8 @@ type MetricOp = 'mean' | 'sum' | 'max' | 'min';
  * broadcast at the start, gradients are averaged (one bucketed all-reduce per optimizer
  * step, before clipping and the step), so every rank takes the same step and the weights
  * stay identical. Ranks come from the cluster environment (lightclip's launcher, torchrun,
- * Slurm, Kubeflow); collectives run over a zeromq {@link ProcessGroup}.
+ * Slurm, Kubeflow); collectives run over a process group of the chosen backend (Gloo,
+ * Open MPI, or lightclip's zeromq layer: see `backend.ts`).
  *
  * @example
  * ```ts
@@ -50,7 +59,11 @@ export class DDPStrategy extends Strategy {
   private readonly bucketCapMb: number;
   private readonly host: string | undefined;
   private readonly env: Env;
-  private pg: ProcessGroup | null = null;
+  private pg: ProcessGroupLike | null = null;
+  /** The backend `setup` connects with (resolved from `auto` in the constructor). */
+  readonly backendChoice: BackendChoice;
+  private readonly initMethod: string | undefined;
+  private readonly log: (line: string) => void;
 
   constructor(options: DDPStrategyOptions = {}) {
     super();
@@ -75,9 +88,12 @@ export class DDPStrategy extends Strategy {
         );
       }
     }
-    if (ce.worldSize > 1 && ce.mainPort === null) {
+    this.backendChoice = chooseBackend(options.backend, this.env, options.numNodes ?? 1);
+    if (ce.worldSize > 1 && ce.mainPort === null && this.backendChoice.backend !== 'mpi' && !(options.initMethod ?? this.env.LIGHTCLIP_DDP_INIT)) {
       throw new MisconfigurationError(`\`MASTER_PORT\` must be set when WORLD_SIZE=${ce.worldSize} (${ce.name} environment): every rank meets rank 0 there.`);
     }
+    this.initMethod = options.initMethod ?? (this.env.LIGHTCLIP_DDP_INIT || undefined);
+    this.log = options.log ?? ((line: string) => console.log(line));
     watchLauncher(this.env);
   }
 
@@ -98,7 +114,7 @@ export class DDPStrategy extends Strategy {
   }
 
   /** The connected process group (after `setup`). */
-  get processGroup(): ProcessGroup {
+  get processGroup(): ProcessGroupLike {
     if (!this.pg) throw new Error('DDPStrategy: the process group is not connected (call setup() first).');
     return this.pg;
   }
@@ -107,15 +123,21 @@ export class DDPStrategy extends Strategy {
   override async setup(): Promise<void> {
     if (this.pg) return;
     const ce = this.environment;
-    this.pg = await ProcessGroup.connect({
+    const choice = this.backendChoice;
+    this.pg = await connectProcessGroup(choice.backend, {
       rank: ce.globalRank,
       worldSize: ce.worldSize,
       masterAddr: ce.mainAddress,
       masterPort: ce.mainPort ?? 0,
       timeoutMs: this.timeoutMs,
       host: this.host,
+      initMethod: this.initMethod,
       env: this.env,
     });
+    if (ce.globalRank === 0) {
+      if (choice.warning) console.error(choice.warning);
+      this.log(`ddp backend: ${this.pg.description}, ${ce.worldSize} process${ce.worldSize === 1 ? '' : 'es'}`);
+    }
   }
 
   /** Assigns rank 0's parameter values on every rank (after checking every rank has the same parameter shapes). */
@@ -304,5 +326,5 @@ function decodeNumber(x: number | string): number {
 }
 
 register('strategy', 'ddp', (options) => new DDPStrategy((options ?? {}) as DDPStrategyOptions), {
-  description: 'distributed data parallel: one process per device, gradients averaged over a zeromq process group',
+  description: 'distributed data parallel: one process per device, gradients averaged over Gloo, Open MPI or the zeromq layer',
 });

@@ -13,7 +13,7 @@ export const LAUNCHER_ENV = 'LIGHTCLIP_DDP_LAUNCHER';
  * process per rank; when false, the CLI must spawn the workers itself.
  */
 export interface ClusterEnvironment {
-  readonly name: 'lightning' | 'torchelastic' | 'kubeflow' | 'slurm';
+  readonly name: 'lightning' | 'torchelastic' | 'kubeflow' | 'slurm' | 'mpi';
   readonly createsProcessesExternally: boolean;
   /** Host of rank 0 (MASTER_ADDR). */
   readonly mainAddress: string;
@@ -170,6 +170,34 @@ export function slurmEnvironment(env: Env): ClusterEnvironment {
   );
 }
 
+/** Started by Open MPI's mpirun (OMPI_COMM_WORLD_* variables). */
+export function isMpirun(env: Env): boolean {
+  return env.OMPI_COMM_WORLD_RANK !== undefined && env.OMPI_COMM_WORLD_SIZE !== undefined;
+}
+
+/**
+ * mpirun's variables (Lightning's `MPIEnvironment`): OMPI_COMM_WORLD_RANK / _SIZE /
+ * _LOCAL_RANK / _NODE_RANK. The mpi backend needs no MASTER_ADDR/MASTER_PORT (MPI wires the
+ * ranks); they are read when set, for the other backends.
+ */
+export function mpiEnvironment(env: Env): ClusterEnvironment {
+  const who = 'mpirun';
+  return checked(
+    {
+      name: 'mpi',
+      createsProcessesExternally: true,
+      mainAddress: env.MASTER_ADDR || '127.0.0.1',
+      mainPort: port(env, 'MASTER_PORT', who),
+      worldSize: required(env, 'OMPI_COMM_WORLD_SIZE', 1, who),
+      globalRank: required(env, 'OMPI_COMM_WORLD_RANK', 0, who),
+      localRank: intVar(env, 'OMPI_COMM_WORLD_LOCAL_RANK', 0, who) ?? 0,
+      nodeRank: intVar(env, 'OMPI_COMM_WORLD_NODE_RANK', 0, who) ?? 0,
+    },
+    'OMPI_COMM_WORLD_RANK',
+    'OMPI_COMM_WORLD_SIZE',
+  );
+}
+
 /**
  * Picks the environment as Lightning's `_choose_cluster_environment` does (Slurm, then
  * torchrun, then Kubeflow, else lightclip's own), except that a worker started by
@@ -180,6 +208,7 @@ export function slurmEnvironment(env: Env): ClusterEnvironment {
 export function detectClusterEnvironment(env: Env = process.env): ClusterEnvironment {
   if (env[LAUNCHER_ENV] !== undefined) return lightningEnvironment(env);
   if (isSlurm(env)) return slurmEnvironment(env);
+  if (isMpirun(env)) return mpiEnvironment(env);
   if (isTorchElastic(env)) return torchElasticEnvironment(env);
   if (isKubeflow(env)) return kubeflowEnvironment(env);
   return lightningEnvironment(env);

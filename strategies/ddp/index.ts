@@ -1,4 +1,9 @@
-/** DDP: cluster environments, the zeromq process group, the launcher and the strategy ('ddp'). */
+/** DDP: cluster environments, the process groups (Gloo, Open MPI, zeromq), the launcher and the strategy ('ddp'). */
+export { chooseBackend, connectProcessGroup, type BackendChoice } from './backend.js';
+export { GLOO_ALGORITHM_ENV, GLOO_IFNAME_ENV, GlooProcessGroup, glooStatus } from './gloo.js';
+export { BACKEND_ENV, BACKENDS, type BackendName, type GroupOptions, type ProcessGroupLike } from './group.js';
+export { MPI_LIBRARY_ENV, MpiProcessGroup, mpiLaunched, mpiStatus } from './mpi.js';
+export { StoreClient, StoreServer } from './store.js';
 export { DDPStrategy, type DDPStrategyOptions } from './ddpStrategy.js';
 export {
   detectClusterEnvironment,
@@ -6,6 +11,7 @@ export {
   kubeflowEnvironment,
   lightningEnvironment,
   slurmEnvironment,
+  mpiEnvironment,
   slurmRootHost,
   torchElasticEnvironment,
   LAUNCHER_ENV,

@@ -3,6 +3,9 @@ import { DistributedError } from './errors.js';
 import { PeerMesh } from './mesh.js';
 import { Kind, Op, type Incoming } from './wire.js';
 import { rendezvous, resolveHost, routeAddress } from './rendezvous.js';
+import { allReduceBucketed, DEFAULT_BUCKET_CAP_MB, planBuckets, type ProcessGroupLike, type ReduceOp } from './group.js';
+
+export { DEFAULT_BUCKET_CAP_MB, planBuckets, type ReduceOp };
 
 /** Environment variable holding the collective timeout in seconds. */
 export const TIMEOUT_ENV = 'LIGHTCLIP_DDP_TIMEOUT';
@@ -19,11 +22,6 @@ export const HOST_ENV = 'LIGHTCLIP_DDP_HOST';
 const PIECE = 1 << 20;
 /** Tag = step × TAG_STRIDE + piece: up to 65 536 pieces (64 Gi floats) per ring segment. */
 const TAG_STRIDE = 1 << 16;
-/** Bucket size of {@link ProcessGroup.allReduceMany} (PyTorch DDP's `bucket_cap_mb` default). */
-export const DEFAULT_BUCKET_CAP_MB = 25;
-
-/** How values combine in {@link ProcessGroup.allReduce}. */
-export type ReduceOp = 'sum' | 'mean';
 
 /** Options of {@link ProcessGroup.connect}. */
 export interface ProcessGroupOptions {
@@ -68,7 +66,8 @@ export function timeoutFromEnv(env: Readonly<Record<string, string | undefined>>
  * await pg.close();
  * ```
  */
-export class ProcessGroup {
+export class ProcessGroup implements ProcessGroupLike {
+  readonly backend = 'zmq' as const;
   private seq = 0;
 
   private constructor(
@@ -77,6 +76,10 @@ export class ProcessGroup {
     readonly timeoutMs: number,
     private readonly mesh: PeerMesh | null,
   ) {}
+
+  get description(): string {
+    return this.mesh ? `zmq (tcp ${this.mesh.address})` : 'zmq (world size 1: no communication)';
+  }
 
   /**
    * Joins the group: rank 0 listens at `masterAddr:masterPort`, the others connect there,
@@ -156,28 +159,8 @@ export class ProcessGroup {
    * parameter); an array larger than a bucket is reduced on its own. Every rank must pass
    * the same list of lengths.
    */
-  async allReduceMany(arrays: readonly Float32Array[], op: ReduceOp = 'sum', options: { bucketCapMb?: number } = {}): Promise<void> {
-    const capMb = options.bucketCapMb ?? DEFAULT_BUCKET_CAP_MB;
-    if (!(capMb > 0)) throw new MisconfigurationError(`\`bucketCapMb\` must be > 0, got ${showValue(capMb)}.`);
-    const cap = Math.max(1, Math.floor((capMb * 1024 * 1024) / 4));
-    for (const bucket of planBuckets(arrays.map((a) => a.length), cap)) {
-      if (bucket.length === 1 && arrays[bucket[0]!]!.length >= cap) {
-        await this.allReduce(arrays[bucket[0]!]!, op);
-        continue;
-      }
-      const flat = new Float32Array(bucket.reduce((s, i) => s + arrays[i]!.length, 0));
-      let off = 0;
-      for (const i of bucket) {
-        flat.set(arrays[i]!, off);
-        off += arrays[i]!.length;
-      }
-      await this.allReduce(flat, op);
-      off = 0;
-      for (const i of bucket) {
-        arrays[i]!.set(flat.subarray(off, off + arrays[i]!.length));
-        off += arrays[i]!.length;
-      }
-    }
+  allReduceMany(arrays: readonly Float32Array[], op: ReduceOp = 'sum', options: { bucketCapMb?: number } = {}): Promise<void> {
+    return allReduceBucketed((d, o) => this.allReduce(d, o), arrays, op, options.bucketCapMb);
   }
 
   /**
@@ -357,31 +340,6 @@ export class ProcessGroup {
     new Uint8Array(out.buffer).set(b);
     return out;
   }
-}
-
-/** Groups consecutive arrays into buckets of at most `cap` elements; an array ≥ cap gets its own. */
-export function planBuckets(lengths: readonly number[], cap: number): number[][] {
-  const buckets: number[][] = [];
-  let current: number[] = [];
-  let size = 0;
-  lengths.forEach((len, i) => {
-    if (len >= cap) {
-      if (current.length) buckets.push(current);
-      buckets.push([i]);
-      current = [];
-      size = 0;
-      return;
-    }
-    if (size + len > cap && current.length) {
-      buckets.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(i);
-    size += len;
-  });
-  if (current.length) buckets.push(current);
-  return buckets;
 }
 
 /** A private copy of `a[start, end)` as bytes: zeromq sends buffers without copying, and `a` changes later. */

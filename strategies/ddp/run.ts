@@ -14,11 +14,13 @@ import { launchDdp, type LaunchOptions } from './launcher.js';
  * node dist/strategies/ddp/run.js --devices 2 --num_nodes 2 --node_rank 1 --master_addr 10.0.0.1 --master_port 29500 train.js ...
  * ```
  *
- * Flags not given fall back to NODE_RANK / MASTER_ADDR / MASTER_PORT. The exit code is
+ * Flags not given fall back to NODE_RANK / MASTER_ADDR / MASTER_PORT. `--ddp_backend
+ * auto|gloo|mpi|zmq` and `--ddp_init file:///shared/dir` reach the workers as
+ * LIGHTCLIP_DDP_BACKEND / LIGHTCLIP_DDP_INIT (DDPStrategy's defaults). The exit code is
  * 0 when every worker succeeded, else the failed worker's (128 + signal when killed).
  */
 
-const FLAGS = ['devices', 'num_nodes', 'node_rank', 'master_addr', 'master_port', 'grace_seconds'] as const;
+const FLAGS = ['devices', 'num_nodes', 'node_rank', 'master_addr', 'master_port', 'grace_seconds', 'ddp_backend', 'ddp_init'] as const;
 type Flag = (typeof FLAGS)[number];
 
 /** Parses the launcher's flags (everything before the script) and returns launch options. */
@@ -38,7 +40,7 @@ export function parseRunArgs(argv: readonly string[], env: Readonly<Record<strin
     values[name as Flag] = value;
   }
   const script = argv[i];
-  if (script === undefined) throw new MisconfigurationError('Usage: run.js [--devices N] [--num_nodes N] [--node_rank R] [--master_addr HOST] [--master_port PORT] script.js [args...]');
+  if (script === undefined) throw new MisconfigurationError('Usage: run.js [--devices N] [--num_nodes N] [--node_rank R] [--master_addr HOST] [--master_port PORT] [--ddp_backend auto|gloo|mpi|zmq] [--ddp_init file:///dir] script.js [args...]');
   const num = (flag: Flag, fallback?: string): number | undefined => {
     const raw = values[flag] ?? fallback;
     if (raw === undefined || raw === '') return undefined;
@@ -47,7 +49,14 @@ export function parseRunArgs(argv: readonly string[], env: Readonly<Record<strin
     return v;
   };
   const grace = num('grace_seconds');
+  const workerEnv: Record<string, string | undefined> = { ...env };
+  if (values.ddp_backend !== undefined) {
+    if (!['auto', 'gloo', 'mpi', 'zmq'].includes(values.ddp_backend)) throw new MisconfigurationError(`\`--ddp_backend\` must be auto, gloo, mpi or zmq, got ${JSON.stringify(values.ddp_backend)}.`);
+    workerEnv.LIGHTCLIP_DDP_BACKEND = values.ddp_backend;
+  }
+  if (values.ddp_init !== undefined) workerEnv.LIGHTCLIP_DDP_INIT = values.ddp_init;
   return {
+    env: workerEnv,
     devices: num('devices') ?? 1,
     numNodes: num('num_nodes') ?? 1,
     nodeRank: num('node_rank', env.NODE_RANK) ?? 0,

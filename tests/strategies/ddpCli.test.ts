@@ -6,7 +6,9 @@ import { loadCheckpointFile } from '../../core/checkpoint/io.js';
 import { tf } from '../../core/tf.js';
 import { ensureDemoData } from '../../scripts/demoData.js';
 import { buildForWorkers, CLI_SOURCES } from './fixtures/build.js';
-import { spawnNode } from './helpers.js';
+import { spawnNode, testBackends } from './helpers.js';
+
+const BACKENDS = (await testBackends()).filter((b) => b !== 'mpi');
 
 let build = '';
 let root = '';
@@ -18,17 +20,22 @@ beforeAll(async () => {
 });
 
 describe('train.js --strategy ddp --devices 2', () => {
-  it('launches two workers from the CLI; only rank 0 logs and checkpoints', async () => {
+  it.each(BACKENDS)('launches two workers from the CLI (--ddp_backend %s); only rank 0 logs and checkpoints', async (backend) => {
+    const dir = path.join(root, backend);
     const run = spawnNode(
-      [path.join(build, 'train.js'), '--strategy', 'ddp', '--devices', '2', '--model_name', 'tiny-ViT', '--folder', folder, '--batch_size', '4',
-        '--max_steps', '3', '--num_workers', '0', '--no-progress_bar', '--default_root_dir', root, '--log_every_n_steps', '1'],
+      [path.join(build, 'train.js'), '--strategy', 'ddp', '--devices', '2', '--ddp_backend', backend, '--model_name', 'tiny-ViT', '--folder', folder, '--batch_size', '4',
+        '--max_steps', '3', '--num_workers', '0', '--no-progress_bar', '--default_root_dir', dir, '--log_every_n_steps', '1'],
       { LIGHTCLIP_DDP_TIMEOUT: '60' },
     );
     const exit = await run.exit;
     expect(exit.code, `${run.out()}\n${run.err()}`).toBe(0);
-    const versions = fs.readdirSync(path.join(root, 'lightning_logs'));
+    // The start-up line names the backend and its transport, once (rank 0).
+    const lines = run.out().match(/^ddp backend: .*$/gm) ?? [];
+    expect(lines, run.out()).toHaveLength(1);
+    expect(lines[0]).toMatch(backend === 'gloo' ? /^ddp backend: gloo [\d.]+ \(tcp 127\.0\.0\.1 on lo, store 127\.0\.0\.1:\d+\), 2 processes$/ : /^ddp backend: zmq \(tcp tcp:\/\/127\.0\.0\.1:\d+\), 2 processes$/);
+    const versions = fs.readdirSync(path.join(dir, 'lightning_logs'));
     expect(versions).toEqual(['version_0']);
-    const ckpt = await loadCheckpointFile(path.join(root, 'lightning_logs', 'version_0', 'checkpoints', 'last.ckpt'));
+    const ckpt = await loadCheckpointFile(path.join(dir, 'lightning_logs', 'version_0', 'checkpoints', 'last.ckpt'));
     expect((ckpt.json as { globalStep: number }).globalStep).toBe(3);
     tf.dispose(Object.values(ckpt.tensors));
     // One backend line (rank 0), and the datamodule's scan report.

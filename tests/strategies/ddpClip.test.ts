@@ -1,17 +1,19 @@
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildForWorkers } from './fixtures/build.js';
-import { FIXTURES, parseResults, runWorkers, spawnNode } from './helpers.js';
+import { FIXTURES, parseResults, runWorkers, spawnNode, testBackends } from './helpers.js';
+
+const BACKENDS = await testBackends();
 
 let build = '';
 beforeAll(async () => {
   build = await buildForWorkers();
 });
 
-describe('CLIP under DDP', () => {
+describe.each(BACKENDS)('CLIP under DDP (%s backend)', (backend) => {
   it('2 processes (batch 4 each, gradient caching in chunks of 2, features all-gathered) reach the weights of 1 process with batch 8', async () => {
     const single = spawnNode([path.join(FIXTURES, 'clipWorker.mjs'), 'single'], { LC_BUILD: build });
-    const ddp = await runWorkers(build, 'clipWorker.mjs', 'ddp', { devices: 2 });
+    const ddp = await runWorkers(build, 'clipWorker.mjs', 'ddp', { devices: 2, env: { LIGHTCLIP_DDP_BACKEND: backend }, backend });
     const exit = await single.exit;
     expect(exit.code, single.err()).toBe(0);
     expect(ddp.result.exitCode, ddp.stderr).toBe(0);

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,9 @@ import { tf } from '../../core/tf.js';
 import { DDPStrategy } from '../../strategies/ddp/ddpStrategy.js';
 import '../../strategies/index.js';
 import { buildForWorkers } from './fixtures/build.js';
-import { FIXTURES, parseResults, runWorkers, spawnNode, waitGone, type WorkerResult } from './helpers.js';
+import { FIXTURES, parseResults, runWorkers, spawnNode, testBackends, waitGone, type WorkerResult } from './helpers.js';
+
+const BACKENDS = await testBackends();
 
 let build = '';
 let tmp = '';
@@ -52,11 +54,12 @@ function expectClose(actual: number[], expected: number[], what: string): void {
   actual.forEach((v, i) => expect(Math.abs(v - expected[i]!), `${what}[${i}]: ${v} vs ${expected[i]}`).toBeLessThan(TOL));
 }
 
-describe('DDP training equals one-process training', () => {
+describe.each(BACKENDS)('DDP training equals one-process training (%s backend)', (backend) => {
   it('1 process with batch 8 and 2 processes with batch 4 (also: batch 2 × accumulate 2 with clipping; resumed) reach the same weights', async () => {
     // The reference run is also a child process, so both sides run the same transpiled code.
+    await mkdir(path.join(tmp, backend), { recursive: true });
     const single = spawnNode([path.join(FIXTURES, 'trainWorker.mjs'), 'single'], { LC_BUILD: build });
-    const ddp = await runWorkers(build, 'trainWorker.mjs', 'ddp', { devices: 2, env: { LC_TMP: tmp } });
+    const ddp = await runWorkers(build, 'trainWorker.mjs', 'ddp', { devices: 2, env: { LC_TMP: path.join(tmp, backend), LIGHTCLIP_DDP_BACKEND: backend }, backend });
     const exit = await single.exit;
     expect(exit.code, single.err()).toBe(0);
     expect(ddp.result.exitCode, ddp.stderr).toBe(0);

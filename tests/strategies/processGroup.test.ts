@@ -2,7 +2,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { planBuckets, ProcessGroup, timeoutFromEnv } from '../../strategies/ddp/processGroup.js';
 import { MisconfigurationError } from '../../core/errors.js';
 import { buildForWorkers } from './fixtures/build.js';
-import { runWorkers, waitGone, type WorkerResult } from './helpers.js';
+import { GlooProcessGroup } from '../../strategies/ddp/gloo.js';
+import { runWorkers, testBackends, waitGone, type WorkerResult } from './helpers.js';
+
+const BACKENDS = await testBackends();
 
 // Real worker processes on 127.0.0.1, started by the in-process launcher; every test
 // checks that its workers are gone afterwards.
@@ -16,8 +19,11 @@ function byRank(results: WorkerResult[], key: string): WorkerResult[] {
 }
 
 describe('ProcessGroup (in process)', () => {
-  it('world size 1 is a no-op and opens no socket', async () => {
-    const pg = await ProcessGroup.connect({ rank: 0, worldSize: 1, masterAddr: '203.0.113.1', masterPort: 1 });
+  it.each([
+    ['zmq', ProcessGroup.connect],
+    ['gloo', GlooProcessGroup.connect],
+  ] as const)('world size 1 is a no-op and opens no socket (%s)', async (_name, connect) => {
+    const pg = await connect({ rank: 0, worldSize: 1, masterAddr: '203.0.113.1', masterPort: 1 });
     const a = Float32Array.from([1, 2, 3]);
     expect(await pg.allReduce(a, 'mean')).toBe(a);
     expect(Array.from(a)).toEqual([1, 2, 3]);
@@ -43,9 +49,10 @@ describe('ProcessGroup (in process)', () => {
   });
 });
 
-describe.each([2, 3])('ProcessGroup with %i processes', (devices) => {
+describe.each(BACKENDS.flatMap((b) => [2, 3].map((n) => [b, n] as const)))('%s backend with %i processes', (backend, devices) => {
+  const env = { LIGHTCLIP_DDP_BACKEND: backend };
   it('all-reduces 0, 1, 7, 1000 and 10M floats exactly (sum and mean), and buckets', async () => {
-    const out = await runWorkers(build, 'pgWorker.mjs', 'allreduce', { devices });
+    const out = await runWorkers(build, 'pgWorker.mjs', 'allreduce', { devices, env, backend });
     expect(out.result.exitCode, out.stderr).toBe(0);
     const sizes = out.results.filter((r) => 'n' in r);
     expect(sizes).toHaveLength(5 * devices);
@@ -59,7 +66,7 @@ describe.each([2, 3])('ProcessGroup with %i processes', (devices) => {
   });
 
   it('broadcasts floats and JSON, gathers arrays of different lengths, and meets at a barrier', async () => {
-    const out = await runWorkers(build, 'pgWorker.mjs', 'collectives', { devices });
+    const out = await runWorkers(build, 'pgWorker.mjs', 'collectives', { devices, env, backend });
     expect(out.result.exitCode, out.stderr).toBe(0);
     const rs = byRank(out.results, 'floats');
     expect(rs).toHaveLength(devices);
@@ -74,11 +81,11 @@ describe.each([2, 3])('ProcessGroup with %i processes', (devices) => {
   });
 });
 
-describe('collective timeouts', () => {
+describe.each(BACKENDS.filter((b) => b !== 'mpi'))('collective timeouts (%s)', (backend) => {
   it.each(['allReduce', 'barrier'])('%s that rank 2 never joins: ranks 0 and 1 fail naming rank 2', async (collective) => {
     const out = await runWorkers(build, 'pgWorker.mjs', 'timeout', {
       devices: 3,
-      env: { LIGHTCLIP_DDP_TIMEOUT: '1.5', LC_MISSING: '2', LC_COLLECTIVE: collective },
+      env: { LIGHTCLIP_DDP_TIMEOUT: '1.5', LC_MISSING: '2', LC_COLLECTIVE: collective, LIGHTCLIP_DDP_BACKEND: backend },
     });
     expect(out.result.exitCode, out.stderr).toBe(0);
     const errs = byRank(out.results, 'error');
@@ -94,12 +101,13 @@ describe('collective timeouts', () => {
   });
 });
 
-describe('misuse fails fast, naming the rank', () => {
+describe.each(BACKENDS.filter((b) => b !== 'mpi'))('misuse fails fast, naming the rank (%s)', (backend) => {
+  const env = { LIGHTCLIP_DDP_BACKEND: backend };
   it.each([
     ['collective', /rank 1 called barrier as collective #2 while rank 0 called allGather\(JSON\)|rank 0 called allGather\(JSON\) as collective #2 while rank 1 called barrier/],
     ['length', /passed an array of 100[01] floats where this rank expected 100[01]: every rank must pass arrays of the same length/],
   ])('%s mismatch', async (misuse, pattern) => {
-    const out = await runWorkers(build, 'pgWorker.mjs', 'misuse', { devices: 2, env: { LC_MISUSE: misuse } });
+    const out = await runWorkers(build, 'pgWorker.mjs', 'misuse', { devices: 2, env: { ...env, LC_MISUSE: misuse } });
     expect(out.result.exitCode, out.stderr).toBe(0);
     const errs = byRank(out.results, 'error');
     expect(errs).toHaveLength(2);
@@ -109,7 +117,7 @@ describe('misuse fails fast, naming the rank', () => {
   });
 
   it('a rank that leaves makes the collective waiting for it fail at once', async () => {
-    const out = await runWorkers(build, 'pgWorker.mjs', 'misuse', { devices: 2, env: { LC_MISUSE: 'leave' } });
+    const out = await runWorkers(build, 'pgWorker.mjs', 'misuse', { devices: 2, env: { ...env, LC_MISUSE: 'leave' } });
     expect(out.result.exitCode, out.stderr).toBe(0);
     const [e] = byRank(out.results, 'error');
     expect(e!.error).toMatch(/rank 1 left the process group without taking part/);
