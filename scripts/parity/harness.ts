@@ -53,6 +53,8 @@ export interface ParityOptions {
   /** Gradient-caching chunk (0 = none). */
   minibatchSize: number;
   steps: number;
+  /** The steps run over this many epochs of the same `steps/epochs` batches (epoch boundaries are part of the path). */
+  epochs: number;
   batchSize: number;
   warmupSteps: number;
   lr: number;
@@ -81,7 +83,7 @@ export interface ParityResult {
 }
 
 export const DEFAULT_PARITY: Omit<ParityOptions, 'model' | 'minibatchSize' | 'dir'> = {
-  steps: 50, batchSize: 16, warmupSteps: 10, lr: 5e-4, weightDecay: 0.2, seed: 0, python: '/usr/bin/python3',
+  steps: 50, epochs: 2, batchSize: 16, warmupSteps: 10, lr: 5e-4, weightDecay: 0.2, seed: 0, python: '/usr/bin/python3',
 };
 
 /**
@@ -134,13 +136,14 @@ export async function runParity(o: ParityOptions): Promise<ParityResult> {
   seedEverything(o.seed);
   const cfg = parseClipConfig(PARITY_MODELS[o.model], `parity ${o.model}`);
   const model = createClip(cfg);
-  const n = o.steps * o.batchSize;
+  if (o.steps % o.epochs !== 0) throw new Error(`--steps ${o.steps} must be a multiple of the epochs (${o.epochs})`);
+  const n = (o.steps / o.epochs) * o.batchSize;
   const { images, texts } = makeData(cfg, n, o.seed);
   await writeSafetensors(path.join(dir, 'init.safetensors'), stateDictTensors(model));
   await writeSafetensors(path.join(dir, 'data.safetensors'), { images, texts });
   const resnet = isResNetConfig(cfg);
   const run = {
-    steps: o.steps, batch_size: o.batchSize, warmup_steps: o.warmupSteps, lr: o.lr, weight_decay: o.weightDecay,
+    steps: o.steps, epochs: o.epochs, batch_size: o.batchSize, warmup_steps: o.warmupSteps, lr: o.lr, weight_decay: o.weightDecay,
     minibatch_size: o.minibatchSize, betas: resnet ? [0.9, 0.999] : [0.9, 0.98], eps: resnet ? 1e-8 : 1e-6,
     model: {
       embed_dim: cfg.embedDim, image_size: cfg.vision.imageSize, patch_size: cfg.vision.patchSize ?? null,
@@ -162,7 +165,7 @@ export async function runParity(o: ParityOptions): Promise<ParityResult> {
     }
   }
   const trainer = new Trainer({
-    maxEpochs: 1, logger: false, enableCheckpointing: false, enableProgressBar: false, numSanityValSteps: 0,
+    maxEpochs: o.epochs, logger: false, enableCheckpointing: false, enableProgressBar: false, numSanityValSteps: 0,
     defaultRootDir: dir, callbacks: [new RecordLoss()],
   });
   await trainer.fit(wrapper, { train: new ArrayDataLoader({ images, texts }, { batchSize: o.batchSize }) });
@@ -211,7 +214,7 @@ export const PARITY_CONFIGS: Array<Pick<ParityOptions, 'model' | 'minibatchSize'
   { model: 'vit', minibatchSize: 0 },
   { model: 'vit', minibatchSize: 4 },
   { model: 'rn', minibatchSize: 0 },
-  { model: 'rn', minibatchSize: 4 },
+  { model: 'rn', minibatchSize: 8 },
 ];
 
 async function main(argv: string[]): Promise<void> {

@@ -134,11 +134,13 @@ def main():
     opt = torch.optim.AdamW(groups, lr=run["lr"], betas=tuple(run["betas"]), eps=run["eps"])
     chunk = run["minibatch_size"] if m["patch_size"] is None else 0
     b, steps = run["batch_size"], run["steps"]
+    per_epoch = steps // run["epochs"]  # the same batches again each epoch, in order
     losses = []
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = run["lr"] * cosine_lr_factor(step, run["warmup_steps"], steps)
-        x, t = images[step * b:(step + 1) * b], texts[step * b:(step + 1) * b]
+        k = step % per_epoch
+        x, t = images[k * b:(k + 1) * b], texts[k * b:(k + 1) * b]
         opt.zero_grad(set_to_none=True)
         img = F.normalize(model.encode_image(x, chunk), dim=-1)
         txt = F.normalize(model.encode_text(t), dim=-1)
