@@ -108,6 +108,8 @@ def cosine_lr_factor(step, warmup, steps):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
+    ap.add_argument("--float64", action="store_true",
+                    help="train in float64 and write torch64*.json/safetensors: the float32 rounding floor of the comparison")
     args = ap.parse_args()
     torch.set_num_threads(1)
     run = json.load(open(os.path.join(args.dir, "run.json")))
@@ -119,10 +121,14 @@ def main():
         if k in sd and v.dtype != sd[k].dtype:
             sd[k] = sd[k].to(v.dtype)
     model.load_state_dict(sd, strict=True)
+    if args.float64:
+        model.double()
     model.train()
 
     data = read_safetensors(os.path.join(args.dir, "data.safetensors"))
     images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
+    if args.float64:
+        images = images.double()
     texts = torch.from_numpy(data["texts"]).long()
 
     def exclude(n, p):
@@ -157,8 +163,9 @@ def main():
     for k, v in model.state_dict().items():
         a = v.detach().numpy()
         out[k] = a.astype(init[k].dtype) if k in init else a
-    write_safetensors(os.path.join(args.dir, "torch_final.safetensors"), out)
-    json.dump({"losses": losses, "torch": torch.__version__}, open(os.path.join(args.dir, "torch.json"), "w"))
+    name = "torch64" if args.float64 else "torch"
+    write_safetensors(os.path.join(args.dir, name + "_final.safetensors"), out)
+    json.dump({"losses": losses, "torch": torch.__version__}, open(os.path.join(args.dir, name + ".json"), "w"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ describe.skipIf(torchMissing !== null)('training parity with PyTorch (50 AdamW s
   for (const c of PARITY_CONFIGS) {
     it(`${c.model}${c.minibatchSize ? ` with --minibatch_size ${c.minibatchSize}` : ''}: losses within 1e-4 relative, weights within 1e-3`, async () => {
       const r = await runParity({ ...DEFAULT_PARITY, ...c, dir, python: PYTHON });
-      console.log(`${r.name}: max loss rel diff ${r.maxLossRelDiff.toExponential(2)}, max weight abs diff ${r.maxWeightAbsDiff.toExponential(2)} (${r.worstWeight}), key biases ${r.keyBiasAbsDiff.toExponential(2)}, largest weight change ${r.maxWeightChange.toExponential(2)}`);
+      console.log(`${r.name}: max loss rel diff ${r.maxLossRelDiff.toExponential(2)}, max weight abs diff ${r.maxWeightAbsDiff.toExponential(2)} (${r.worstWeight}), key biases ${r.keyBiasAbsDiff.toExponential(2)}; PyTorch float32 vs float64: ${r.floorLossRelDiff.toExponential(2)} / ${r.floorWeightAbsDiff.toExponential(2)}; largest weight change ${r.maxWeightChange.toExponential(2)}`);
       console.log(`  first steps lightclip ${r.lightclipLosses.slice(0, 4).map((l) => l.toFixed(6)).join(' ')} | pytorch ${r.torchLosses.slice(0, 4).map((l) => l.toFixed(6)).join(' ')}`);
       expect(r.lightclipLosses).toHaveLength(DEFAULT_PARITY.steps);
       expect(r.torchLosses).toHaveLength(DEFAULT_PARITY.steps);
