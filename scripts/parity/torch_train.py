@@ -53,7 +53,9 @@ def read_safetensors(path):
 def write_safetensors(path, tensors):
     header, chunks, off = {}, [], 0
     for k, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr)
+        if not arr.flags.c_contiguous:
+            arr = arr.copy()  # (np.ascontiguousarray would turn a 0-d logit_scale into shape [1])
         data = arr.tobytes()
         header[k] = {"dtype": NAMES[arr.dtype], "shape": list(arr.shape), "data_offsets": [off, off + len(data)]}
         chunks.append(data)
