@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { MisconfigurationError, showValue } from '../core/errors.js';
 import type { Generator } from '../core/random.js';
-import { decodeKernel, RANDOM_RESIZED_CROP_DRAWS, type DecodedImage, type TransformPlan } from './decodeKernel.js';
+import { decodeKernel, RANDOM_RESIZED_CROP_DRAWS, type CropInterpolation, type DecodedImage, type TransformPlan } from './decodeKernel.js';
 
 /** OpenAI CLIP's per-channel image mean (RGB), used by train-CLIP, open_clip and CoreNet. */
 export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
@@ -24,6 +24,12 @@ export interface RandomResizedCropOptions extends NormalizeOptions {
   scale?: [number, number];
   /** Crop aspect ratio range (w/h); [1, 1] gives square crops. */
   ratio?: [number, number];
+  /**
+   * Resampling of the crop. Default 'bilinear': torchvision's `RandomResizedCrop` default,
+   * which train-CLIP uses (it passes no interpolation); open_clip's training transform passes
+   * 'bicubic'.
+   */
+  interpolation?: CropInterpolation;
 }
 
 /**
@@ -52,10 +58,10 @@ function checkRange(range: [number, number], flag: string, what: string): void {
 }
 
 /**
- * torchvision's `RandomResizedCrop(size, scale, ratio, interpolation=BICUBIC)`: up to 10
- * attempts at a crop of random area and aspect ratio inside the image, else the largest
- * centred crop within the ratio range; the crop is resized (bicubic) to size×size, then
- * CLIP-normalised. Defaults are train-CLIP's scale (0.75, 1) with square crops.
+ * torchvision's `RandomResizedCrop(size, scale, ratio, interpolation)`: up to 10 attempts at a
+ * crop of random area and aspect ratio inside the image, else the largest centred crop within
+ * the ratio range; the crop is resized to size×size (bilinear by default, as torchvision and
+ * train-CLIP; see {@link RandomResizedCropOptions.interpolation}), then CLIP-normalised. Defaults are train-CLIP's scale (0.75, 1) with square crops.
  *
  * Randomness comes only from `rng`: every `plan()` draws exactly 40 uniforms, whatever the
  * image size, so the stream's position never depends on image contents.
@@ -67,12 +73,16 @@ export function randomResizedCrop(size: number, options: RandomResizedCropOption
   checkRange(scale, '--resize_ratio', 'scale: crop area fraction');
   if (scale[1] > 1) throw new MisconfigurationError(`\`--resize_ratio\` scale upper bound must be <= 1, got ${showValue(scale)}.`);
   checkRange(ratio, 'ratio', 'crop aspect ratio');
+  const interpolation = options.interpolation ?? 'bilinear';
+  if (interpolation !== 'bilinear' && interpolation !== 'bicubic') {
+    throw new MisconfigurationError(`RandomResizedCrop \`interpolation\` must be 'bilinear' or 'bicubic', got ${showValue(interpolation)}.`);
+  }
   const mean = options.mean ?? CLIP_MEAN;
   const std = options.std ?? CLIP_STD;
   const plan = (): TransformPlan => {
     const draws: number[] = [];
     for (let i = 0; i < RANDOM_RESIZED_CROP_DRAWS; i++) draws.push(rng.random());
-    return { kind: 'randomResizedCrop', size, scale: [scale[0], scale[1]], ratio: [ratio[0], ratio[1]], draws, mean, std };
+    return { kind: 'randomResizedCrop', size, scale: [scale[0], scale[1]], ratio: [ratio[0], ratio[1]], draws, interpolation, mean, std };
   };
   return { size, plan, apply: async (input) => (await applyTransformPlan(input, plan())).data };
 }

@@ -97,7 +97,7 @@ export abstract class LRScheduler {
 
 /** Options of {@link CosineWarmupScheduler}; give at most one of `minLr` and `minLrRatio`. */
 export interface CosineWarmupOptions {
-  /** Steps of linear warmup from 0 to the base lr (integer ≥ 0). */
+  /** Steps of linear warmup up to the base lr (integer ≥ 0): step s < warmupSteps gets base·(s+1)/warmupSteps. */
   warmupSteps: number;
   /** Step at which the cosine reaches the minimum (integer > warmupSteps). */
   totalSteps: number;
@@ -108,9 +108,13 @@ export interface CosineWarmupOptions {
 }
 
 /**
- * Linear warmup then cosine decay, the CLIP schedule (DESIGN §4): lr = base·s/warmup for
- * s < warmupSteps, then `min + (base − min)·(1 + cos(π·(s − warmup)/(total − warmup)))/2`
- * until totalSteps, and `min` after.
+ * Linear warmup then cosine decay, the CLIP schedule (DESIGN §4) as open_clip's `cosine_lr`:
+ * lr = base·(s+1)/warmup for s < warmupSteps, then
+ * `min + (base − min)·(1 + cos(π·(s − warmup)/(total − warmup)))/2` until totalSteps, and
+ * `min` after. The `+1` is open_clip's: the first optimizer step already moves the weights
+ * (base/warmup) and the last warmup step reaches the base lr. A warmup from lr 0 (s/warmup,
+ * as train-CLIP's CosineAnnealingWarmupRestarts) spends step 0 on AdamW's moment estimates
+ * with no update, so every later step runs one step behind PyTorch's schedule.
  *
  * @example
  * const sched = new CosineWarmupScheduler(opt, { warmupSteps: 2000, totalSteps: 100_000 });
@@ -142,7 +146,7 @@ export class CosineWarmupScheduler extends LRScheduler {
   }
 
   protected override computeLr(step: number, baseLr: number): number {
-    if (step < this.warmupSteps) return (baseLr * step) / this.warmupSteps;
+    if (step < this.warmupSteps) return (baseLr * (step + 1)) / this.warmupSteps;
     const min = this.minLrFor(baseLr);
     if (step >= this.totalSteps) return min;
     const progress = (step - this.warmupSteps) / (this.totalSteps - this.warmupSteps);

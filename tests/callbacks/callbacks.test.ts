@@ -138,7 +138,7 @@ describe('LearningRateMonitor, ProgressBar and loggers through the Trainer', () 
     });
     const trainer = new Trainer({ callbacks: [lrm, bar], logger: [tb, csv], maxEpochs: 2, logEveryNSteps: 1, numSanityValSteps: 0, enableCheckpointing: false });
     await trainer.fit(model, { train: new ArrayDataLoader(regressionData(32, 4), { batchSize: 8 }), val: new ArrayDataLoader(regressionData(8, 4), { batchSize: 8 }) });
-    expect(lrm.history['lr-SGD']!.map(([, v]) => Number(v.toFixed(6)))).toEqual([0, 0.05, 0.1, 0.093301, 0.075, 0.05, 0.025, 0.006699]);
+    expect(lrm.history['lr-SGD']!.map(([, v]) => Number(v.toFixed(6)))).toEqual([0.05, 0.1, 0.1, 0.093301, 0.075, 0.05, 0.025, 0.006699]);
     expect(out).toMatch(/Epoch 0: 100% 4\/4 \[\d\d:\d\d<\d\d:\d\d, [\d.]+(it\/s|s\/it)\] train_loss=\d+\.\d{3}/);
     expect(out).toMatch(/Validation epoch 1: val_loss=/);
     const events = readEventFile(eventFileIn(tb.logDir));

@@ -82,14 +82,6 @@ describe('image transforms', () => {
     }
   });
 
-  it('eval resize truncates the long side as int() and centre-crops: 31×20 → 15×10, crop x = round(2.5) = 2', async () => {
-    const raw = noise(31, 20, 5);
-    const out = await clipEvalTransform(10).apply(await fromRaw(31, 20, raw));
-    // sharp as the resampling oracle: only the geometry is under test here.
-    const resized = await sharp(raw, { raw: { width: 31, height: 20, channels: 3 } }).resize(15, 10, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
-    expect(maxAbsDiff(out, expectedCrop(resized, 15, 2, 0, 10))).toBeLessThan(1e-6);
-  });
-
   it('converts as PIL convert("RGB"): greyscale expanded, alpha dropped without compositing', async () => {
     const grey = await sharp({ create: { width: 10, height: 10, channels: 3, background: { r: 77, g: 77, b: 77 } } })
       .toColourspace('b-w')

@@ -31,15 +31,15 @@ function closeAll(actual: number[], expected: number[]): void {
 }
 
 describe('CosineWarmupScheduler', () => {
-  it('warms up linearly from 0, then follows the cosine to the minimum and stays there', () => {
+  it("warms up as open_clip's cosine_lr (base·(s+1)/warmup, never 0), then follows the cosine to the minimum and stays there", () => {
     const opt = optimizer();
     const s = new CosineWarmupScheduler(opt, { warmupSteps: 10, totalSteps: 110 });
-    // Construction sets the step-0 lr on the optimizer, as PyTorch does.
-    expect(opt.paramGroups.map((g) => g.lr)).toEqual([0, 0]);
+    // Construction sets the step-0 lr on the optimizer, as PyTorch does: base/warmup, not 0.
+    closeAll(opt.paramGroups.map((g) => g.lr), [0.01, 0.001]);
     expect(s.lastEpoch).toBe(0);
     const lr = trace(s, 201);
-    // step 0, mid-warmup, end of warmup, a quarter of the cosine, half-way, end, after end
-    closeAll([lr[0], lr[5], lr[10], lr[35], lr[60], lr[110], lr[200]], [0, 0.05, 0.1, 0.05 * (1 + Math.SQRT1_2), 0.05, 0, 0]);
+    // step 0, mid-warmup, last warmup step, end of warmup, a quarter of the cosine, half-way, end, after end
+    closeAll([lr[0], lr[5], lr[9], lr[10], lr[35], lr[60], lr[110], lr[200]], [0.01, 0.06, 0.1, 0.1, 0.05 * (1 + Math.SQRT1_2), 0.05, 0, 0]);
     expect(s.lastEpoch).toBe(200);
     expect(opt.paramGroups[1].lr).toBe(0);
   });
@@ -75,7 +75,7 @@ describe('CosineWarmupScheduler', () => {
 
     const opt2 = optimizer();
     const s2 = new CosineWarmupScheduler(opt2, { warmupSteps: 3, totalSteps: 9 });
-    expect(opt2.paramGroups[0].lr).toBe(0); // the fresh scheduler set its step-0 lr
+    expect(opt2.paramGroups[0].lr).toBeCloseTo(0.1 / 3, 12); // the fresh scheduler set its step-0 lr
     s2.loadStateDict(state);
     expect(s2.lastEpoch).toBe(4);
     expect(opt2.paramGroups.map((g) => g.lr)).toEqual(state.lastLr);
