@@ -68,7 +68,45 @@ export interface SiglipCollectives {
   readonly worldSize: number;
   allGather(data: Float32Array): Promise<Float32Array[]>;
   allReduce(data: Float32Array, op?: 'sum' | 'mean'): Promise<Float32Array>;
-  sendRecv(sends: ReadonlyArray<{ to: number; data: Float32Array }>, recvFrom: readonly number[]): Promise<Float32Array[]>;
+  /** Point-to-point exchange (the zeromq group has it); without it the exchange goes through `allGather`. */
+  sendRecv?(sends: ReadonlyArray<{ to: number; data: Float32Array }>, recvFrom: readonly number[]): Promise<Float32Array[]>;
+}
+
+/**
+ * `comm.sendRecv`, or the same exchange through one all-gather where the process group has
+ * no point-to-point operation (Gloo and MPI groups): every rank packs its messages as
+ * `[count, (to, length)×count, data…]`, and each keeps those addressed to it. Exact, at
+ * world× the traffic of a neighbour exchange.
+ */
+async function exchange(comm: SiglipCollectives, sends: ReadonlyArray<{ to: number; data: Float32Array }>, recvFrom: readonly number[]): Promise<Float32Array[]> {
+  if (comm.sendRecv) return comm.sendRecv(sends, recvFrom);
+  const header = 1 + 2 * sends.length;
+  const packed = new Float32Array(header + sends.reduce((a, m) => a + m.data.length, 0));
+  packed[0] = sends.length;
+  let at = header;
+  sends.forEach((m, i) => {
+    packed[1 + 2 * i] = m.to;
+    packed[2 + 2 * i] = m.data.length;
+    packed.set(m.data, at);
+    at += m.data.length;
+  });
+  const all = await comm.allGather(packed);
+  // Messages from one sender to this rank, in the order the sender listed them.
+  const inbox = all.map((p) => {
+    const mine: Float32Array[] = [];
+    let off = 1 + 2 * p[0]!;
+    for (let i = 0; i < p[0]!; i++) {
+      const len = p[2 + 2 * i]!;
+      if (p[1 + 2 * i] === comm.rank) mine.push(p.slice(off, off + len));
+      off += len;
+    }
+    return mine;
+  });
+  return recvFrom.map((r) => {
+    const msg = inbox[r]!.shift();
+    if (!msg) throw new Error(`SigLIP exchange: rank ${r} sent nothing to rank ${comm.rank}.`);
+    return msg;
+  });
 }
 
 /** What {@link siglipLossAndGrads} returns; the caller owns every tensor. */
@@ -195,7 +233,7 @@ async function ringExchange(
   const current = [mine, mine];
   for (let s = 0; s < Math.max(hops[0]!, hops[1]!); s++) {
     const dirs = [0, 1].filter((d) => s < hops[d]!);
-    const got = await comm.sendRecv(dirs.map((d) => ({ to: to[d]!, data: current[d]! })), dirs.map((d) => from[d]!));
+    const got = await exchange(comm, dirs.map((d) => ({ to: to[d]!, data: current[d]! })), dirs.map((d) => from[d]!));
     dirs.forEach((d, i) => {
       current[d] = got[i]!;
       grads[d]!.push(negatives(got[i]!));
@@ -210,7 +248,7 @@ async function ringExchange(
       if (carry[d]) for (let i = 0; i < g.length; i++) g[i]! += carry[d]![i]!;
       return { to: from[d]!, data: g };
     });
-    const back = await comm.sendRecv(sends, dirs.map((d) => to[d]!));
+    const back = await exchange(comm, sends, dirs.map((d) => to[d]!));
     dirs.forEach((d, i) => (carry[d] = back[i]!));
   }
   for (const c of carry) if (c) for (let i = 0; i < c.length; i++) gradText[i]! += c[i]!;
