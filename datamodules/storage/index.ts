@@ -20,6 +20,8 @@ export interface OpenStorageOptions {
   token?: string;
   /** S3 endpoint for plain `s3://` (else `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`). */
   s3Endpoint?: string;
+  /** hub://: accept a dataset's licence agreement when the API asks (`--deeplake_agree`). */
+  acceptAgreements?: boolean;
   /** Where retry notices go (redacted). Default console.warn; null silences. */
   log?: ((line: string) => void) | null;
 }
@@ -32,7 +34,7 @@ export async function openStorage(url: string, options: OpenStorageOptions = {})
   }
   if (url.startsWith('hub://')) {
     const { openHubStorage } = await import('./hub.js');
-    return openHubStorage(url, { token: options.token, log: options.log, s3Endpoint: options.s3Endpoint });
+    return openHubStorage(url, { token: options.token, log: options.log, s3Endpoint: options.s3Endpoint, acceptAgreements: options.acceptAgreements });
   }
   if (/^(gcs|gs|az|azure):\/\//.test(url)) throw new StorageError(`${url}: only local paths, s3:// and hub:// are supported`, '');
   if (/^https?:\/\//.test(url)) throw new StorageError(`${url}: a dataset over plain http(s) is not supported (use s3:// or hub://)`, '');
