@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { serializeChunk, serializeChunkIndex, serializeTileIndex } from './format.js';
 import { lz4Compress } from './lz4.js';
-import { commitPrefix } from './dataset.js';
+import { commitPrefix, DeepLakeError } from './dataset.js';
 import { DEFAULT_MAX_CHUNK_SIZE, DTYPES, FIRST_COMMIT_ID, WRITER_VERSION, type CommitInfo, type TensorMeta } from './meta.js';
 
 export interface TensorSpec {
@@ -110,7 +110,7 @@ export class DeepLakeWriter {
   /** A new dataset in `dir` (which must not hold one already). */
   static async create(dir: string, tensors: TensorSpec[]): Promise<DeepLakeWriter> {
     if (await fs.stat(path.join(dir, 'dataset_meta.json')).then(() => true, () => false)) {
-      throw new Error(`${dir}: already holds a Deep Lake dataset (dataset_meta.json); choose an empty --out`);
+      throw new DeepLakeError(`${dir}: already holds a Deep Lake dataset (dataset_meta.json); choose an empty --out`);
     }
     await fs.mkdir(dir, { recursive: true });
     return new DeepLakeWriter(path.resolve(dir), tensors);
