@@ -180,3 +180,54 @@ describe('DeepLakeDataModule streaming over many chunks', () => {
     await m.teardown('fit');
   });
 });
+
+describe('DeepLakeDataModule image kinds', () => {
+  it('link[image] (local files; an empty link is skipped) and raw lz4-chunked pixels decode like the same PNGs', async () => {
+    const root = await tempDir('lightclip-dl-kinds-');
+    dirs.push(root);
+    const sharp = (await import('sharp')).default;
+    const pngs: string[] = [];
+    const raws: Uint8Array[] = [];
+    for (let i = 0; i < 4; i++) {
+      const px = noise(20, 14, 10 + i);
+      raws.push(px);
+      const f = path.join(root, `${i}.png`);
+      writeFileSync(f, await sharp(Buffer.from(px), { raw: { width: 20, height: 14, channels: 3 } }).png().toBuffer());
+      pngs.push(f);
+    }
+    const links = path.join(root, 'links');
+    const wl = await DeepLakeWriter.create(links, [{ name: 'URL', htype: 'image', isLink: true, sampleCompression: 'png' }, { name: 'TEXT', htype: 'text' }]);
+    for (let i = 0; i < 4; i++) await wl.append({ URL: pngs[i], TEXT: `linked ${i}` });
+    await wl.append({ URL: '', TEXT: 'no image' });
+    await wl.close();
+    const rawDir = path.join(root, 'raw');
+    const wr = await DeepLakeWriter.create(rawDir, [{ name: 'image', htype: 'image', sampleCompression: null, chunkCompression: 'lz4', maxChunkSize: 1000 }, { name: 'caption', htype: 'text' }]);
+    for (let i = 0; i < 4; i++) await wr.append({ image: { shape: [14, 20, 3], data: raws[i]! }, caption: `raw ${i}` });
+    await wr.close();
+    const evalOf = async (p: string) => {
+      const m = dm({ path: p, valPath: p });
+      await m.setup('fit');
+      const rows: Float32Array[] = [];
+      const caps: string[] = [];
+      for await (const b of m.valDataloader()!) {
+        const d = b.images.dataSync() as Float32Array;
+        for (let k = 0; k < b.captions.length; k++) rows.push(d.slice(k * 16 * 16 * 3, (k + 1) * 16 * 16 * 3));
+        caps.push(...b.captions);
+        tf.dispose([b.images, b.texts]);
+      }
+      await m.teardown('fit');
+      return { rows, caps, skipped: m.skipped };
+    };
+    const l = await evalOf(links);
+    const r = await evalOf(rawDir);
+    expect(l.caps).toEqual(['linked 0', 'linked 1', 'linked 2', 'linked 3']);
+    expect(r.caps).toEqual(['raw 0', 'raw 1', 'raw 2', 'raw 3']);
+    expect(l.skipped.empty_image).toBe(1);
+    for (let i = 0; i < 4; i++) {
+      const want = await clipEvalTransform(16).apply(pngs[i]!);
+      expect(l.rows[i]).toEqual(want);
+      expect(r.rows[i]).toEqual(want);
+    }
+  });
+});
+

@@ -8,6 +8,8 @@ import { DeepLakeWriter } from '../../../datamodules/deeplake/writer.js';
 import { scanImageTextFolder } from '../../../datamodules/folderDataset.js';
 import { ensureDemoData } from '../../../scripts/demoData.js';
 import { main as train } from '../../../train.js';
+import { main as evaluate } from '../../../eval.js';
+import { readSafetensors } from '../../../core/checkpoint/safetensors.js';
 
 let root: string;
 let ds: string;
@@ -71,6 +73,13 @@ describe('train.ts --path (Deep Lake)', () => {
       expect(Array.from(cb.tensors[w]!.dataSync())).toEqual(Array.from(ca.tensors[w]!.dataSync()));
       tf.dispose([...Object.values(ca.tensors), ...Object.values(cb.tensors)]);
       for (const dir of [a, b, path.join(root, 'c')]) expect(grepDir(dir, TOKEN)).toEqual([]);
+      // eval.ts embed reads the same dataset
+      const out = path.join(root, 'emb.safetensors');
+      const shapes = (await evaluate(['embed', '--weights', path.join(full!.logDir, 'checkpoints', 'last.ckpt'), '--model_name', 'tiny-ViT', '--path', ds, '--limit', '10', '--batch_size', '4', '--out', out])) as { image: number[]; text: number[] };
+      expect(shapes.image[0]).toBe(10);
+      expect(shapes.text[0]).toBe(10);
+      const emb = await readSafetensors(out);
+      expect(JSON.parse((emb.metadata as Record<string, string>).indices!)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
       expect(logs.join('\n')).not.toContain(TOKEN);
     } finally {
       Object.assign(console, orig);
