@@ -1,5 +1,5 @@
 /**
- * Servers the storage tests start on 127.0.0.1: a minimal S3-compatible server (path-style
+ * Servers the storage tests and `npm run bench -- --only=deeplake` start on 127.0.0.1: a minimal S3-compatible server (path-style
  * GetObject with Range, HeadObject, ListObjectsV2) over local folders, with injectable
  * faults, and a fake Activeloop API handing out expiring credentials for it.
  *

@@ -10,7 +10,7 @@ import { openHubStorage } from '../../../datamodules/storage/hub.js';
 import { LocalStorage } from '../../../datamodules/storage/local.js';
 import { S3Storage } from '../../../datamodules/storage/s3.js';
 import { fakeTokenizer } from '../helpers.js';
-import { FakeActiveloop, LoopbackS3 } from './loopbackServers.js';
+import { FakeActiveloop, LoopbackS3 } from '../../../scripts/bench/loopbackServers.js';
 
 const FIXTURES = path.resolve(__dirname, '../../fixtures/deeplake');
 const TOKEN = 'activeloop-secret-token-0123456789';
