@@ -135,10 +135,11 @@ export class DeepLakeDataset {
     const ds = new DeepLakeDataset(storage, commitId, branch, info, meta, options.cacheBytes ?? 256e6, options.fetchLink ?? defaultLinkFetcher);
     const hidden = new Set(meta.hidden_tensors ?? []);
     const names = meta.tensor_names ?? Object.fromEntries(meta.tensors.map((k) => [k, k]));
-    for (const [name, key] of Object.entries(names)) {
-      const t = await DeepLakeTensor.load(ds, name, key);
-      if (hidden.has(key) || hidden.has(name) || t.meta.hidden) ds.hiddenTensors.set(name, t);
-      else ds.tensors.set(name, t);
+    // in parallel: over hub:// or s3:// each tensor costs a few round trips
+    const loaded = await Promise.all(Object.entries(names).map(([name, key]) => DeepLakeTensor.load(ds, name, key)));
+    for (const t of loaded) {
+      if (hidden.has(t.key) || hidden.has(t.name) || t.meta.hidden) ds.hiddenTensors.set(t.name, t);
+      else ds.tensors.set(t.name, t);
     }
     return ds;
   }

@@ -236,7 +236,8 @@ export class DeepLakeLoader implements DataLoader<ImageTextBatch> {
       } else if (raw.bytes.length === 0 || raw.shape.some((d) => d === 0)) {
         return { skip: 'empty_image', error: `empty image (shape [${raw.shape.join(', ')}])` };
       } else if (raw.imageCompression) {
-        bytes = raw.bytes;
+        // a copy of just this sample: posting a view to a worker would clone the whole chunk's buffer
+        bytes = pool.numWorkers > 0 ? raw.bytes.slice() : raw.bytes;
       } else {
         // raw pixels: a lossless, uncompressed PNG lets the one decode kernel handle them
         const [h, w, c = 1] = raw.shape as [number, number, number?];
