@@ -51,6 +51,9 @@ const ACCESS_CODES = new Set(['ExpiredToken', 'InvalidAccessKeyId', 'InvalidToke
 export class S3Storage implements Storage {
   readonly root: string;
   private client: S3Client | null = null;
+  private readonly retired: S3Client[] = [];
+  private generation = 0;
+  private refreshing: Promise<S3Client> | null = null;
   private creds: S3Credentials | null = null;
   private readonly log: ((line: string) => void) | null;
 
@@ -72,27 +75,52 @@ export class S3Storage implements Storage {
     return this.options.prefix ? `${this.options.prefix}/${key}` : key;
   }
 
-  private async getClient(force = false): Promise<S3Client> {
-    const o = this.options;
-    const margin = o.refreshMarginMs ?? 5 * 60_000;
+  /**
+   * The current client, rebuilt when its credentials expire within the margin. One rebuild at
+   * a time: concurrent requests share it, and old clients are kept (not destroyed) until
+   * `close()`, because requests may still be running on them.
+   */
+  private async getClient(): Promise<S3Client> {
+    if (this.refreshing) return this.refreshing;
+    const margin = this.options.refreshMarginMs ?? 5 * 60_000;
     const stale = this.creds?.expiration !== undefined && this.creds.expiration - Date.now() < margin;
-    if (this.client && !force && !stale) return this.client;
-    if (o.credentials) this.creds = await o.credentials(force || stale);
-    const config: S3ClientConfig = {
-      region: o.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1',
-      maxAttempts: 1,
-      followRegionRedirects: true,
-    };
-    if (o.endpoint) {
-      config.endpoint = o.endpoint;
-      config.forcePathStyle = true;
-    }
-    if (this.creds) {
-      config.credentials = { accessKeyId: this.creds.accessKeyId, secretAccessKey: this.creds.secretAccessKey, sessionToken: this.creds.sessionToken };
-    }
-    this.client?.destroy();
-    this.client = new S3Client(config);
-    return this.client;
+    if (this.client && !stale) return this.client;
+    return this.rebuild(stale);
+  }
+
+  /** A fresh client after an access error on generation `gen` (unless another request already refreshed). */
+  private refreshAfter(gen: number): Promise<S3Client> {
+    if (this.generation !== gen && this.client && !this.refreshing) return Promise.resolve(this.client);
+    return this.rebuild(true);
+  }
+
+  private rebuild(force: boolean): Promise<S3Client> {
+    if (this.refreshing) return this.refreshing;
+    const o = this.options;
+    this.refreshing = (async () => {
+      try {
+        if (o.credentials) this.creds = await o.credentials(force);
+        const config: S3ClientConfig = {
+          region: o.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1',
+          maxAttempts: 1,
+          followRegionRedirects: true,
+        };
+        if (o.endpoint) {
+          config.endpoint = o.endpoint;
+          config.forcePathStyle = true;
+        }
+        if (this.creds) {
+          config.credentials = { accessKeyId: this.creds.accessKeyId, secretAccessKey: this.creds.secretAccessKey, sessionToken: this.creds.sessionToken };
+        }
+        if (this.client) this.retired.push(this.client);
+        this.client = new S3Client(config);
+        this.generation++;
+        return this.client;
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
   }
 
   /** Runs `op` with retries: backoff on throttling/5xx/network errors, one credential refresh on access errors. */
@@ -103,6 +131,7 @@ export class S3Storage implements Storage {
     return withRetry(
       async () => {
         let client = await this.getClient();
+        const gen = this.generation;
         try {
           return await op(client);
         } catch (err) {
@@ -111,7 +140,7 @@ export class S3Storage implements Storage {
           if ((status === 403 || ACCESS_CODES.has(code)) && !refreshed && this.options.credentials) {
             refreshed = true;
             this.log?.(`${shown}: ${code || `HTTP ${status}`}; refreshing credentials`);
-            client = await this.getClient(true);
+            client = await this.refreshAfter(gen);
             try {
               return await op(client);
             } catch (err2) {
@@ -179,7 +208,7 @@ export class S3Storage implements Storage {
   }
 
   close(): void {
-    this.client?.destroy();
+    for (const c of [...this.retired.splice(0), this.client]) c?.destroy();
     this.client = null;
   }
 }

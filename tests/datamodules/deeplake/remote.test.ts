@@ -105,7 +105,7 @@ describe('s3:// storage on a loopback S3 server', () => {
 
 describe('hub:// through a fake Activeloop API', () => {
   it('gets credentials with the token, reads through S3, refreshes credentials that expire mid-epoch', async () => {
-    api.usesPerKey = 6; // each key dies after 6 S3 requests: several refreshes during setup and the epoch
+    api.usesPerKey = 20; // each key dies after 20 S3 requests: several refreshes during setup and the epoch
     const logs: string[] = [];
     const local = await captions(dmOn(path.join(FIXTURES, 'laion_like'), []));
     const dm = dmOn('hub://genai360/laion-tiny', logs, { token: TOKEN });
