@@ -126,36 +126,36 @@ export class S3Storage implements Storage {
   /** Runs `op` with retries: backoff on throttling/5xx/network errors, one credential refresh on access errors. */
   private async run<T>(key: string, verb: string, op: (client: S3Client) => Promise<T>): Promise<T> {
     const shown = joinKey(this.root, key);
-    let refreshed = false;
+    // Access errors refresh the credentials (shared with concurrent requests) up to 3 times
+    // per request; only then are they final. Other failures go to withRetry's backoff.
+    let refreshes = 0;
     let lastRetryable = true;
+    const secrets = (): (string | undefined)[] => [this.creds?.secretAccessKey, this.creds?.sessionToken];
     return withRetry(
       async () => {
-        let client = await this.getClient();
-        const gen = this.generation;
-        try {
-          return await op(client);
-        } catch (err) {
-          const { status, code } = classify(err);
-          if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) throw new StorageNotFoundError(this.root, key);
-          if ((status === 403 || ACCESS_CODES.has(code)) && !refreshed && this.options.credentials) {
-            refreshed = true;
-            this.log?.(`${shown}: ${code || `HTTP ${status}`}; refreshing credentials`);
-            client = await this.refreshAfter(gen);
-            try {
-              return await op(client);
-            } catch (err2) {
-              const c2 = classify(err2);
-              if (c2.code === 'NoSuchKey' || c2.status === 404) throw new StorageNotFoundError(this.root, key);
+        for (;;) {
+          const client = await this.getClient();
+          const gen = this.generation;
+          try {
+            return await op(client);
+          } catch (err) {
+            const { status, code } = classify(err);
+            if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) throw new StorageNotFoundError(this.root, key);
+            const access = status === 403 || ACCESS_CODES.has(code);
+            if (access && this.options.credentials) {
+              if (refreshes < 3) {
+                refreshes++;
+                this.log?.(`${shown}: ${code || `HTTP ${status}`}; refreshing credentials`);
+                await this.refreshAfter(gen);
+                continue;
+              }
               lastRetryable = false;
-              throw new StorageError(`${verb} ${shown}: access denied even with fresh credentials (${c2.code || `HTTP ${c2.status}`})`, key, { cause: err2 });
+              throw new StorageError(`${verb} ${shown}: access denied even with fresh credentials (${code || `HTTP ${status}`})`, key, { cause: err });
             }
+            lastRetryable = !(access || status === 400 || status === 416);
+            const what = lastRetryable ? `${code || 'network error'}${status ? ` (HTTP ${status})` : ''}` : `${code || 'error'} (HTTP ${status ?? '?'})`;
+            throw new StorageError(`${verb} ${shown}: ${what}: ${redact((err as Error).message, secrets())}`, key, { cause: err });
           }
-          if (status === 403 || ACCESS_CODES.has(code) || status === 400 || status === 416) {
-            lastRetryable = false;
-            throw new StorageError(`${verb} ${shown}: ${code || 'error'} (HTTP ${status ?? '?'}): ${redact((err as Error).message, [this.creds?.secretAccessKey, this.creds?.sessionToken])}`, key, { cause: err });
-          }
-          lastRetryable = true;
-          throw new StorageError(`${verb} ${shown}: ${code || 'network error'}${status ? ` (HTTP ${status})` : ''}: ${redact((err as Error).message, [this.creds?.secretAccessKey, this.creds?.sessionToken])}`, key, { cause: err });
         }
       },
       {
