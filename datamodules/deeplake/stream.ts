@@ -104,6 +104,26 @@ export function buildUnits(image: DeepLakeTensor, length: number, selection: Uin
   return { starts: Float64Array.from(starts), ends: Float64Array.from(ends), rows: Uint32Array.from(rows), total };
 }
 
+/**
+ * Splits the largest units in halves until there are at least `min` of them (a dataset of
+ * fewer chunks than ranks must still give every rank a share; the halves stay contiguous).
+ */
+export function splitUnits(units: Units, min: number): Units {
+  const starts = Array.from(units.starts);
+  const ends = Array.from(units.ends);
+  const rows = Array.from(units.rows);
+  while (starts.length < min) {
+    let big = -1;
+    for (let u = 0; u < starts.length; u++) if (ends[u]! - starts[u]! >= 2 && (big < 0 || ends[u]! - starts[u]! > ends[big]! - starts[big]!)) big = u;
+    if (big < 0) break;
+    const mid = Math.floor((starts[big]! + ends[big]!) / 2);
+    starts.splice(big + 1, 0, mid);
+    ends.splice(big, 0, mid);
+    rows.splice(big + 1, 0, rows[big]!);
+  }
+  return { starts: Float64Array.from(starts), ends: Float64Array.from(ends), rows: Uint32Array.from(rows), total: units.total };
+}
+
 /** One epoch's assignment of units to ranks (the same on every rank). */
 export function planEpoch(units: Units, o: { shuffle: boolean; seed: number; epoch: number; worldSize: number }): { perRank: Uint32Array[]; counts: number[]; length: number } {
   const n = units.starts.length;
@@ -173,12 +193,18 @@ interface Pending {
 const decoder = new TextDecoder();
 
 export class DeepLakeLoader implements DataLoader<ImageTextBatch> {
-  private units: Units | null = null;
+  private units: { worldSize: number; units: Units } | null = null;
 
   constructor(private readonly options: DeepLakeLoaderOptions) {}
 
   private getUnits(): Units {
-    return (this.units ??= buildUnits(this.options.image, this.options.length, this.options.selection));
+    const o = this.options;
+    if (this.units?.worldSize !== o.worldSize) {
+      // twice as many pieces as ranks, so the greedy deal can balance them
+      const built = buildUnits(o.image, o.length, o.selection);
+      this.units = { worldSize: o.worldSize, units: built.starts.length < o.worldSize ? splitUnits(built, 2 * o.worldSize) : built };
+    }
+    return this.units.units;
   }
 
   /** Samples this rank yields per epoch (the longest rank's share). */

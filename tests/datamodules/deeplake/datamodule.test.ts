@@ -131,6 +131,16 @@ describe('DeepLakeDataModule streaming over many chunks', () => {
     for (const m of ranks) await m.teardown('fit');
   });
 
+  it('fewer chunks than ranks: the chunk is split so every rank gets a disjoint, equal share', async () => {
+    const ranks = [0, 1, 2].map((rank) => dm({ rank, worldSize: 3, shuffle: true }));
+    for (const m of ranks) await m.setup('fit');
+    expect(ranks[0]!.dataset!.tensor('URL').numChunks).toBe(1);
+    const idx = ranks.map((m) => m.trainDataloader().epochIndices(0));
+    expect(idx.map((x) => x.length)).toEqual([5, 5, 5]); // 13 samples: ceil(13 / 3), two ranks pad by wrapping
+    expect(new Set(idx.flat()).size).toBe(13);
+    for (const m of ranks) await m.teardown('fit');
+  });
+
   it('a resumed datamodule replays the saved epoch exactly (order, captions and pixels)', async () => {
     const dir = await manyChunks(24);
     const a = dm({ path: dir, shuffle: true, seed: 3, batchSize: 4, dropLast: true });
