@@ -32,6 +32,7 @@ import { createClip, loadClipWeights } from './modules/clip/factory.js';
 import type { CLIP } from './modules/clip/model.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
 import { LlipModel } from './modules/llip/model.js';
+import { openDeepLakePairs } from './datamodules/deeplake/pairs.js';
 
 /** Reads a JSON file, naming the flag in the error. */
 async function readJson(file: string, flag: string): Promise<unknown> {
@@ -177,6 +178,11 @@ class EmbedConfig {
   @Describe('folder of images (embedded in file-name order)') @IsString() images = '';
   @Describe('text file, one caption per line') @IsString() texts = '';
   @Describe('output safetensors file (tensors `image` and `text`)') @IsString() out = '';
+  @Describe('Deep Lake dataset (local, s3://, hub://) instead of --images/--texts: embeds its image/caption pairs') @IsOptional() @IsString() path?: string;
+  @Describe('Activeloop token for hub:// --path (else ACTIVELOOP_TOKEN)') @IsOptional() @IsString() token?: string;
+  @Describe('Deep Lake image / caption tensors (default URL/TEXT, else image/caption)') @IsOptional() @IsString() image_key?: string;
+  @Describe('Deep Lake caption tensor') @IsOptional() @IsString() text_key?: string;
+  @Describe('Deep Lake: embed at most this many samples (0: all)') @IsInt() @Min(0) limit = 0;
   @Describe('images per batch') @IsInt() @Min(1) batch_size = 64;
   @Describe('auto | cpu | gpu') @IsIn(['auto', 'cpu', 'gpu']) accelerator: 'auto' | 'cpu' | 'gpu' = 'auto';
 }
@@ -213,6 +219,7 @@ export async function embed(argv: readonly string[], program = 'node dist/eval.j
   if (r.help) return void console.log(renderConfigHelp(EmbedConfig, { usage: `usage: ${program} embed --weights W --model_name M --images DIR --texts FILE --out OUT.safetensors` })), null;
   const c = r.config;
   await selectBackend({ accelerator: c.accelerator });
+  if (c.path) return embedDeepLake(c);
   const dir = required(c.images, '--images', 'a folder of images');
   const files = (await fs.readdir(dir).catch(() => {
     throw new MisconfigurationError(`\`--images\`: cannot read folder ${JSON.stringify(dir)}.`);
@@ -245,6 +252,50 @@ export async function embed(argv: readonly string[], program = 'node dist/eval.j
   const text = textParts.length ? tf.concat(textParts) : tf.zeros([0, m.embedDim]);
   await writeSafetensors(required(c.out, '--out', 'the output .safetensors path'), { image, text }, { images: JSON.stringify(files), model_name: c.model_name });
   console.log(`wrote ${files.length} image and ${lines.length} text embeddings (dim ${m.embedDim}) to ${c.out}`);
+  const out = { image: image.shape, text: text.shape };
+  tf.dispose([image, text, ...imageParts, ...textParts]);
+  m.dispose();
+  return out;
+}
+
+/** `embed --path DS`: the pairs of a Deep Lake dataset, in index order; unusable samples are skipped and counted. */
+async function embedDeepLake(c: EmbedConfig): Promise<{ image: number[]; text: number[] }> {
+  const pairs = await openDeepLakePairs(c.path!, { token: c.token, imageKey: c.image_key, textKey: c.text_key, log: (l) => console.warn(l) });
+  const m = await loadEvalModel(required(c.weights, '--weights', 'a safetensors or .ckpt file'), c.model_name, undefined);
+  const model = m.encoders;
+  const size = m.imageSize;
+  const transform = clipEvalTransform(size);
+  const n = c.limit > 0 ? Math.min(c.limit, pairs.length) : pairs.length;
+  const kept: number[] = [];
+  const imageParts: Tensor[] = [];
+  const textParts: Tensor[] = [];
+  let skipped = 0;
+  for (let i = 0; i < n; i += c.batch_size) {
+    const px: Float32Array[] = [];
+    const caps: string[] = [];
+    for (let k = i; k < Math.min(n, i + c.batch_size); k++) {
+      const s = await pairs.read(k);
+      const image = 'error' in s ? null : await transform.apply(s.image).catch(() => null);
+      if (!image || 'error' in s) {
+        skipped++;
+        continue;
+      }
+      px.push(image);
+      caps.push(s.caption);
+      kept.push(k);
+    }
+    if (!px.length) continue;
+    const batch = tf.tensor4d(concat(px), [px.length, size, size, 3]);
+    imageParts.push(tf.tidy(() => F.normalize(model.encodeImage(batch))));
+    batch.dispose();
+    const t = tokenIds(m.tokenizer, caps, m.contextLength);
+    textParts.push(tf.tidy(() => F.normalize(model.encodeText(t))));
+    t.dispose();
+  }
+  const image = imageParts.length ? tf.concat(imageParts) : tf.zeros([0, m.embedDim]);
+  const text = textParts.length ? tf.concat(textParts) : tf.zeros([0, m.embedDim]);
+  await writeSafetensors(required(c.out, '--out', 'the output .safetensors path'), { image, text }, { deeplake_path: pairs.dataset.root, indices: JSON.stringify(kept), model_name: c.model_name });
+  console.log(`wrote ${kept.length} image/text embedding pairs (dim ${m.embedDim}) of ${pairs.dataset.root} to ${c.out}${skipped ? `; skipped ${skipped} unusable samples` : ''}`);
   const out = { image: image.shape, text: text.shape };
   tf.dispose([image, text, ...imageParts, ...textParts]);
   m.dispose();

@@ -25,6 +25,7 @@ import { launchDdp, planDdpLaunch } from './strategies/ddp/launcher.js';
 import './strategies/index.js';
 import { Callback, ModelCheckpoint, LearningRateMonitor } from './callbacks/index.js';
 import { ImageTextFolderDataModule } from './datamodules/folder.js';
+import { DeepLakeDataModule } from './datamodules/deeplake/datamodule.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
 import { createClip } from './modules/clip/factory.js';
 import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
@@ -131,6 +132,20 @@ export class TrainConfig {
   @Describe('open_clip: clip gradients to this global 2-norm (after DDP averaging)') @IsOptional() @IsNumber() @Min(0) grad_clip_norm?: number;
   @Describe('open_clip: start from these CLIP weights (open_clip/OpenAI names: .safetensors, .bin, .pt)') @IsOptional() @IsString() pretrained?: string;
   @Describe("open_clip: contrast accum_freq batches together (run as --batch_size x N with gradient caching in chunks of --batch_size; see README)") @IsInt() @Min(1) accum_freq = 1;
+  // Deep Lake (train-CLIP's Deep Lake fork): --path instead of --folder
+  @Describe('Deep Lake dataset: local directory, s3://bucket/prefix or hub://org/dataset (instead of --folder)') @IsOptional() @IsString() path?: string;
+  @Describe('Activeloop token for hub:// (else ACTIVELOOP_TOKEN; never logged or saved)') @IsOptional() @IsString() token?: string;
+  @Describe("Deep Lake: keep NSFW == 'UNLIKELY' (and WIDTH between 50 and 450 when there is a WIDTH tensor)") @IsBoolean() filter_NSFW = false;
+  @Describe("Deep Lake: TQL filter, e.g. \"SELECT * WHERE NSFW == 'UNLIKELY' and WIDTH between 50 and 450\"") @IsOptional() @IsString() query?: string;
+  @Describe('Deep Lake image tensor (default URL, else image)') @IsOptional() @IsString() image_key?: string;
+  @Describe('Deep Lake caption tensor (default TEXT, else caption)') @IsOptional() @IsString() text_key?: string;
+  @Describe('Deep Lake branch to read (default main)') @IsOptional() @IsString() branch?: string;
+  @Describe('Deep Lake commit id to read') @IsOptional() @IsString() commit?: string;
+  @Describe('Deep Lake validation dataset (same keys)') @IsOptional() @IsString() val_path?: string;
+  @Describe('Deep Lake chunk cache, MB') @IsNumber() @Min(1) deeplake_cache_mb = 256;
+  @Describe('S3 endpoint for s3:// paths (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)') @IsOptional() @IsString() s3_endpoint?: string;
+  @Describe("hub://: accept the dataset's licence agreement if the API asks") @IsBoolean() deeplake_agree = false;
+  @Describe("train-CLIP's precision flag: 32, or 16 (runs in 32 until mixed precision lands)") @IsOptional() @IsIn(['16', '32']) fp?: string;
 }
 
 
@@ -178,9 +193,14 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     return null;
   }
   const cfg = resolved.config;
+  // Deep Lake: the token leaves cfg at once, so it never reaches hparams, logs or checkpoints.
+  const deeplakeToken = cfg.token;
+  delete cfg.token;
+  if (cfg.fp === '16') console.warn('`--fp 16` (train-CLIP\'s mixed precision): lightclip has only 32-bit training so far; training with --precision 32.');
+  if (cfg.path && cfg.folder) throw new MisconfigurationError('`--path` (Deep Lake) and `--folder` exclude each other: give one dataset.');
   for (const file of toArray(cfg.import)) await import(pathToFileURL(path.resolve(file)).href);
   const custom = cfg.datamodule !== undefined && cfg.datamodule !== 'folder';
-  if (!cfg.folder && !custom) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
+  if (!cfg.folder && !cfg.path && !custom) throw new MisconfigurationError('`--folder` (a folder of images with same-stem .txt captions) or `--path` (a Deep Lake dataset) is required.');
   // As Lightning: several devices or nodes with the 'auto' strategy mean DDP.
   const ddp = cfg.strategy === 'ddp' || (cfg.strategy === 'auto' && cfg.devices * cfg.num_nodes > 1);
   let strategy: string | Strategy = cfg.strategy;
@@ -258,6 +278,27 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
   }
   const datamodule = custom
     ? create<LightningDataModule>('datamodule', cfg.datamodule!, jsonArgs(cfg.datamodule_args, '--datamodule_args'), '--datamodule')
+    : cfg.path
+    ? new DeepLakeDataModule({
+        path: cfg.path,
+        token: deeplakeToken,
+        filterNsfw: cfg.filter_NSFW,
+        query: cfg.query,
+        imageKey: cfg.image_key,
+        textKey: cfg.text_key,
+        branch: cfg.branch,
+        commit: cfg.commit,
+        valPath: cfg.val_path,
+        cacheMb: cfg.deeplake_cache_mb,
+        s3Endpoint: cfg.s3_endpoint,
+        acceptAgreements: cfg.deeplake_agree,
+        batchSize: cfg.batch_size,
+        numWorkers: cfg.num_workers,
+        imageSize,
+        seed: cfg.seed,
+        tokenizer,
+        contextLength,
+      })
     : new ImageTextFolderDataModule({
         folder: cfg.folder,
         valFolder: cfg.val_folder,

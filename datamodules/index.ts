@@ -1,5 +1,5 @@
 /**
- * lightclip's datamodules. Importing this module registers `--datamodule folder`.
+ * lightclip's datamodules. Importing this module registers `--datamodule folder` and `--datamodule deeplake`.
  */
 export { CLIP_MEAN, CLIP_STD, applyTransformPlan, clipEvalTransform, randomResizedCrop } from './transforms.js';
 export type { ImageInput, ImageTransform, NormalizeOptions, RandomResizedCropOptions } from './transforms.js';
@@ -17,3 +17,11 @@ export { ImageTextFolderDataModule } from './folder.js';
 export type { ImageTextFolderOptions } from './folder.js';
 export type { CaptionTokenizer, ImageTextBatch } from './types.js';
 export { LabelledImageLoader, scanImageFolder, type LabelledImage, type LabelledImageBatch } from './imageFolder.js';
+export { DeepLakeDataModule } from './deeplake/datamodule.js';
+export type { DeepLakeDataModuleOptions } from './deeplake/datamodule.js';
+export { DeepLakeDataset, DeepLakeTensor, DeepLakeError } from './deeplake/dataset.js';
+export { DeepLakeWriter } from './deeplake/writer.js';
+export { convertFolder } from './deeplake/convert.js';
+export { parseQuery, selectIndices } from './deeplake/query.js';
+export { openStorage, fetchUrl, LocalStorage, StorageError, StorageNotFoundError } from './storage/index.js';
+export type { Storage, ByteRange } from './storage/index.js';

@@ -7,7 +7,7 @@
  * bench/results.json and bench/results.md.
  *
  * Options: --quick (fewer sizes and steps, small CLIP only), --no-torch, --no-ddp,
- * --only=clip|gemm|steps|ddp (one section; repeatable). PyTorch runs with /usr/bin/python3
+ * --only=clip|gemm|steps|ddp|deeplake (one section; repeatable). PyTorch runs with /usr/bin/python3
  * when `import torch` works there (Debian: apt-get install python3-torch); otherwise it is
  * skipped with a message.
  */
@@ -25,6 +25,7 @@ import { STEP_BENCHMARKS } from './bench/steps.js';
 import { defaultNumThreads } from '../core/native/addon.js';
 import { benchDdp } from './bench/ddp.js';
 import type { DdpBenchResult } from './bench/ddp.js';
+import { benchDeeplake, renderDeeplakeMarkdown, type DeeplakeBenchResult } from './bench/deeplake.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -182,9 +183,12 @@ async function main(): Promise<void> {
     }
   }
 
+  // Deep Lake reading (scripts/bench/deeplake.ts)
+  const deeplake: DeeplakeBenchResult | null = wanted('deeplake') ? await benchDeeplake({ quick }) : null;
+
   // without the GEMM section, one tiny GEMM child still reports the addon's ISA and BLAS
   nativeReport ??= (node(['gemm', 'backend=lightclip-cpu', 'sizes=64', 'budget=0.01'], env)?.native as Record<string, unknown> | undefined) ?? null;
-  const results: BenchResults = {
+  const results: BenchResults & { deeplake: DeeplakeBenchResult | null } = {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads, loadavg: loadavg(), node: process.version, torch },
     native: nativeReport,
@@ -194,12 +198,13 @@ async function main(): Promise<void> {
     paramMismatches: mismatches,
     ddp,
     ddpError,
+    deeplake,
   };
   const outDir = join(root, 'bench');
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(outDir, 'results.md'), renderMarkdown(results));
-  console.log(renderMarkdown(results));
+  writeFileSync(join(outDir, 'results.md'), renderMarkdown(results) + renderDeeplakeMarkdown(deeplake));
+  console.log(renderMarkdown(results) + renderDeeplakeMarkdown(deeplake));
 }
 
 if (process.argv[2] === '--child') {
