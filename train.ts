@@ -25,6 +25,7 @@ import { launchDdp, planDdpLaunch } from './strategies/ddp/launcher.js';
 import './strategies/index.js';
 import { Callback, ModelCheckpoint, LearningRateMonitor } from './callbacks/index.js';
 import { ImageTextFolderDataModule } from './datamodules/folder.js';
+import { createStreamDataModule, StreamDataFlags, usesStreamData } from './datamodules/streamData.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
 import { createClip } from './modules/clip/factory.js';
 import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
@@ -43,8 +44,11 @@ import './callbacks/index.js';
 /** Image encoders of `--image_encoder` (torchvision's ResNets, classifier head removed). */
 const RESNETS = { resnet18, resnet34, resnet50, resnet101, resnet152 } as const;
 
-/** Every flag of `train.ts` (train-CLIP's names; `--config` YAML/JSON files use the same keys). */
-export class TrainConfig {
+/**
+ * Every flag of `train.ts` (train-CLIP's names; `--config` YAML/JSON files use the same keys).
+ * The streamed-data flags (`--train_data`, `--dataset_type`, `--dataset` ...) come from StreamDataFlags.
+ */
+export class TrainConfig extends StreamDataFlags {
   @Describe('model name from configs/ (RN50, ViT-B/32, ...) or a path to a model JSON') @IsString() model_name = 'ViT-B/32';
   @Describe('folder of images and same-stem .txt caption files (searched recursively)') @IsString() folder = '';
   @Describe('validation folder (default: hold out --val_fraction of --folder)') @IsOptional() @IsString() val_folder?: string;
@@ -149,7 +153,8 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   const cfg = resolved.config;
   for (const file of toArray(cfg.import)) await import(pathToFileURL(path.resolve(file)).href);
   const custom = cfg.datamodule !== undefined && cfg.datamodule !== 'folder';
-  if (!cfg.folder && !custom) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
+  const streamed = !custom && !cfg.folder && usesStreamData(cfg);
+  if (!cfg.folder && !custom && !streamed) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
   // As Lightning: several devices or nodes with the 'auto' strategy mean DDP.
   const ddp = cfg.strategy === 'ddp' || (cfg.strategy === 'auto' && cfg.devices * cfg.num_nodes > 1);
   let strategy: string | Strategy = cfg.strategy;
@@ -198,7 +203,9 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   }
   const datamodule = custom
     ? create<LightningDataModule>('datamodule', cfg.datamodule!, jsonArgs(cfg.datamodule_args, '--datamodule_args'), '--datamodule')
-    : new ImageTextFolderDataModule({
+    : streamed
+      ? createStreamDataModule(cfg, { batchSize: cfg.batch_size, numWorkers: cfg.num_workers, imageSize, seed: cfg.seed, tokenizer, contextLength })
+      : new ImageTextFolderDataModule({
         folder: cfg.folder,
         valFolder: cfg.val_folder,
         valFraction: cfg.val_fraction,
