@@ -24,3 +24,6 @@ export type { StreamBatch, StreamItem } from './stream/batcher.js';
 export { expandShardUrls, braceExpand } from './stream/shardUrls.js';
 export { readTar, TarFormatError, type TarEntry } from './stream/tarReader.js';
 export { ShardWriter, tarArchive } from './stream/tarWriter.js';
+export { CsvDataModule, parseDelimited, type CsvOptions } from './csv.js';
+export { IndexedLoader, type IndexedSource } from './stream/indexedLoader.js';
+export { IndexedDataModule, type IndexedDataOptions } from './stream/indexedDataModule.js';

@@ -3,6 +3,7 @@ import type { LightningDataModule } from '../core/datamodule.js';
 import { Describe } from '../core/config.js';
 import { MisconfigurationError } from '../core/errors.js';
 import type { CaptionTokenizer } from './types.js';
+import { CsvDataModule } from './csv.js';
 import { WebDatasetDataModule } from './webdataset.js';
 
 /**
@@ -73,6 +74,17 @@ export function createStreamDataModule(f: Partial<StreamDataFlags>, c: StreamCom
       textKey: f.json_text_key !== undefined && (f.text_key === undefined || f.text_key === 'txt') ? 'json' : f.text_key,
       jsonTextKey: f.json_text_key,
       s3Endpoint: f.s3_endpoint,
+      keepEncoded: c.keepEncoded,
+    });
+  }
+  if (type === 'csv') {
+    return new CsvDataModule({
+      ...common,
+      trainData: f.train_data,
+      valData: f.val_data,
+      csvImgKey: f.csv_img_key,
+      csvCaptionKey: f.csv_caption_key,
+      csvSeparator: f.csv_separator,
       keepEncoded: c.keepEncoded,
     });
   }

@@ -31,8 +31,10 @@ export interface Pending {
 export interface StreamBatch extends ImageTextBatch {
   keys: string[];
   urls: string[];
-  /** The encoded image bytes of each row, when the loader keeps them (`keepEncoded`). */
-  encoded?: Uint8Array[];
+  /** The loader worker that made this batch (round-robin order). */
+  worker?: number;
+  /** Each row's encoded image (bytes, or the file path it is read from), with `keepEncoded`. */
+  encoded?: Array<Uint8Array | string>;
 }
 
 /** What turns pending samples into batches (shared by the sharded and indexed loaders). */
@@ -162,7 +164,7 @@ export function collate(rows: Row[], o: BatchingOptions): StreamBatch {
     keys: rows.map((r) => r.item.key),
     urls: rows.map((r) => r.item.url),
   };
-  if (o.keepEncoded) batch.encoded = rows.map((r) => (typeof r.item.image === 'string' ? new TextEncoder().encode(r.item.image) : r.item.image));
+  if (o.keepEncoded) batch.encoded = rows.map((r) => r.item.image);
   return batch;
 }
 
@@ -207,7 +209,9 @@ export async function* roundRobin(makeWorkers: (signal: AbortSignal) => WorkerBa
         continue;
       }
       top();
-      yield collate(rows, o);
+      const batch = collate(rows, o);
+      batch.worker = w;
+      yield batch;
     }
   } finally {
     abort.abort();
