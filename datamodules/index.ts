@@ -27,3 +27,7 @@ export { ShardWriter, tarArchive } from './stream/tarWriter.js';
 export { CsvDataModule, parseDelimited, type CsvOptions } from './csv.js';
 export { IndexedLoader, type IndexedSource } from './stream/indexedLoader.js';
 export { IndexedDataModule, type IndexedDataOptions } from './stream/indexedDataModule.js';
+export { ClipRocketDataModule, yfccImagePath, type ClipRocketOptions, type ClipRocketDataset } from './cliprocket.js';
+export { readNpyObjectArray, parseNpyHeader, NpyFormatError } from './cliprocket/npy.js';
+export { YfccIndex, buildYfccIndex } from './cliprocket/yfccIndex.js';
+export { cleanYfccCaption, yfccCandidates } from './cliprocket/captions.js';

@@ -3,6 +3,7 @@ import type { LightningDataModule } from '../core/datamodule.js';
 import { Describe } from '../core/config.js';
 import { MisconfigurationError } from '../core/errors.js';
 import type { CaptionTokenizer } from './types.js';
+import { ClipRocketDataModule, type ClipRocketDataset } from './cliprocket.js';
 import { CsvDataModule } from './csv.js';
 import { WebDatasetDataModule } from './webdataset.js';
 
@@ -59,7 +60,9 @@ export function resolveDatasetType(f: Partial<StreamDataFlags>): 'webdataset' | 
 /** Builds the datamodule the data flags name. */
 export function createStreamDataModule(f: Partial<StreamDataFlags>, c: StreamCommon): LightningDataModule {
   const common = { batchSize: c.batchSize, numWorkers: c.numWorkers, imageSize: c.imageSize, seed: c.seed, tokenizer: c.tokenizer, contextLength: c.contextLength, log: c.log };
-  if (f.dataset !== undefined) throw new MisconfigurationError(`\`--dataset ${f.dataset}\` is not supported yet.`);
+  if (f.dataset !== undefined) {
+    return new ClipRocketDataModule({ ...common, dataset: f.dataset as ClipRocketDataset, root: f.root ?? '', metadata: f.metadata ?? '', keepEncoded: c.keepEncoded });
+  }
   const type = resolveDatasetType(f);
   if (type === 'webdataset') {
     return new WebDatasetDataModule({
