@@ -31,3 +31,5 @@ export { ClipRocketDataModule, yfccImagePath, type ClipRocketOptions, type ClipR
 export { readNpyObjectArray, parseNpyHeader, NpyFormatError } from './cliprocket/npy.js';
 export { YfccIndex, buildYfccIndex } from './cliprocket/yfccIndex.js';
 export { cleanYfccCaption, yfccCandidates } from './cliprocket/captions.js';
+export { CorenetImgTextTarDataModule, cleanCorenetCaption, parseCorenetSample, type CorenetOptions } from './corenet.js';
+export { extractTarSafely, ensureExtracted, UnsafeArchiveError } from './corenet/extract.js';

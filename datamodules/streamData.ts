@@ -4,6 +4,7 @@ import { Describe } from '../core/config.js';
 import { MisconfigurationError } from '../core/errors.js';
 import type { CaptionTokenizer } from './types.js';
 import { ClipRocketDataModule, type ClipRocketDataset } from './cliprocket.js';
+import { CorenetImgTextTarDataModule } from './corenet.js';
 import { CsvDataModule } from './csv.js';
 import { WebDatasetDataModule } from './webdataset.js';
 
@@ -91,5 +92,6 @@ export function createStreamDataModule(f: Partial<StreamDataFlags>, c: StreamCom
       keepEncoded: c.keepEncoded,
     });
   }
-  throw new MisconfigurationError(`\`--dataset_type ${type}\` is not supported yet.`);
+  if (!f.metadata) throw new MisconfigurationError('`--dataset_type img_text_tar` needs `--metadata DIR/metadata.pkl`.');
+  return new CorenetImgTextTarDataModule({ ...common, metadata: f.metadata, keepEncoded: c.keepEncoded });
 }

@@ -156,17 +156,25 @@ export function numpyPickleHooks(source: string): UnpicklerHooks {
   return {
     findGlobal(module: string, name: string): PickleGlobal {
       const g = NUMPY_GLOBALS.get(`${module}.${name}`);
-      if (!g) throw new UnsafePickleError(source, `${module}.${name}`, [...NUMPY_GLOBALS.keys()], 'numpy reconstructors and containers');
+      if (!g) throw new UnsafePickleError(source, `${module}.${name}`, [...NUMPY_GLOBALS.keys()], 'numpy reconstructors and containers', DATA_ADVICE);
       return g;
     },
   };
 }
 
-/** Plain-data hooks (CoreNet sample pickles, yfcc15m.pkl): no global at all is allowed. */
+const DATA_ADVICE = 'Re-create the file from plain data (dicts, lists, str, bytes, numbers) if it is legitimate.';
+
+/**
+ * Plain-data hooks (CoreNet metadata and sample pickles): only what protocol 2 needs to spell
+ * bytes (`_codecs.encode(str, 'latin1')`, argument-less `bytes()`); nothing else.
+ */
 export function plainPickleHooks(source: string): UnpicklerHooks {
+  const allowed = ['_codecs.encode', '__builtin__.bytes', 'builtins.bytes'];
   return {
     findGlobal(module: string, name: string): PickleGlobal {
-      throw new UnsafePickleError(source, `${module}.${name}`, [], 'globals (plain data only: dict, list, tuple, str, bytes, int)');
+      const key = `${module}.${name}`;
+      if (!allowed.includes(key)) throw new UnsafePickleError(source, key, allowed, 'byte-string constructors (the file should hold plain data)', DATA_ADVICE);
+      return NUMPY_GLOBALS.get(key)!;
     },
   };
 }

@@ -74,11 +74,12 @@ export class UnsafePickleError extends Error {
     readonly global: string,
     allowed: readonly string[],
     allowedWhat = 'tensor-rebuilding functions and containers',
+    advice = 'Convert the file to safetensors in a trusted environment if it is legitimate.',
   ) {
     super(
       `Refusing to load ${source}: its pickle references the global \`${global}\`, which is not one of the ` +
         `${allowed.length} allowlisted ${allowedWhat} (${allowed.join(', ')}). ` +
-        'Nothing was executed. Convert the file to safetensors in a trusted environment if it is legitimate.',
+        `Nothing was executed. ${advice}`,
     );
     this.name = 'UnsafePickleError';
   }

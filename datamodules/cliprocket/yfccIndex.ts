@@ -272,7 +272,7 @@ export function buildYfccIndex(pkl: string, indexFile: string): number {
           break;
         }
         default:
-          if (REFUSED[op]) throw new UnsafePickleError(pkl, `${REFUSED[op]} opcode at byte ${at}`, [], 'globals or object construction (yfcc15m.pkl is plain data)');
+          if (REFUSED[op]) throw new UnsafePickleError(pkl, `${REFUSED[op]} opcode at byte ${at}`, [], 'globals or object construction (yfcc15m.pkl is plain data)', 'Re-create it as a pickled list of (index, title, desc) tuples.');
           fail(`unsupported opcode 0x${op.toString(16)} at byte ${at} for a list of (index, title, desc) tuples`);
       }
     }
