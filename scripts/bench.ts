@@ -24,6 +24,7 @@ import { CLIP_STEPS } from './bench/clip_step.js';
 import { STEP_BENCHMARKS } from './bench/steps.js';
 import { defaultNumThreads } from '../core/native/addon.js';
 import { benchDdp } from '../strategies/ddp/bench.js';
+import { benchData, renderDataBench, type DataBenchResult } from './bench/data.js';
 import type { DdpBenchResult } from '../strategies/ddp/bench.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -182,6 +183,13 @@ async function main(): Promise<void> {
     }
   }
 
+  // Data readers and the YFCC15M index (scripts/bench/data.ts); only with --only=data or a full run.
+  let data: DataBenchResult | null = null;
+  if (wanted('data')) {
+    console.log('data readers...');
+    data = await benchData(quick ? { images: 96, entries: 1_000_000 } : {});
+  }
+
   // without the GEMM section, one tiny GEMM child still reports the addon's ISA and BLAS
   nativeReport ??= (node(['gemm', 'backend=lightclip-cpu', 'sizes=64', 'budget=0.01'], env)?.native as Record<string, unknown> | undefined) ?? null;
   const results: BenchResults = {
@@ -194,12 +202,15 @@ async function main(): Promise<void> {
     paramMismatches: mismatches,
     ddp,
     ddpError,
+    data,
   };
   const outDir = join(root, 'bench');
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(outDir, 'results.md'), renderMarkdown(results));
-  console.log(renderMarkdown(results));
+  const vitB32 = clip.find((c) => c.name === 'clip-vit-b32-b16' && c.backend === 'lightclip-cpu')?.pairsPerSec;
+  const md = renderMarkdown(results) + (data ? `${renderDataBench(data, vitB32).join('\n')}\n` : '');
+  writeFileSync(join(outDir, 'results.md'), md);
+  console.log(md);
 }
 
 if (process.argv[2] === '--child') {

@@ -113,17 +113,22 @@ export function buildYfccIndex(pkl: string, indexFile: string): number {
     const fail = (detail: string): never => {
       throw new PickleFormatError(pkl, detail);
     };
-    let memo = new Float64Array(1 << 16);
+    // The memo in pages of 2^20 slots (no doubling copies): slot = file offset of a string
+    // opcode, 0 = not a string (offset 0 is always PROTO), so tuples need no write at all.
+    const PAGE = 1 << 20;
+    const pages: Float64Array[] = [];
     let memoSize = 0;
     const memoSet = (k: number, v: number): void => {
-      if (k >= memo.length) {
-        const next = new Float64Array(Math.max(memo.length * 2, k + 1));
-        next.set(memo);
-        memo = next;
-      }
-      memo[k] = v;
       if (k + 1 > memoSize) memoSize = k + 1;
+      if (v <= 0) {
+        const page = pages[Math.floor(k / PAGE)];
+        if (page) page[k % PAGE] = 0;
+        return;
+      }
+      const p = Math.floor(k / PAGE);
+      (pages[p] ??= new Float64Array(PAGE))[k % PAGE] = v;
     };
+    const memoGet = (k: number): number => pages[Math.floor(k / PAGE)]?.[k % PAGE] ?? 0;
     const stack: Item[] = [];
     const marks: number[] = [];
     let pending = Buffer.alloc(YFCC_RECORD * 4096);
@@ -266,8 +271,8 @@ export function buildYfccIndex(pkl: string, indexFile: string): number {
           // BINGET / LONG_BINGET: only strings may be shared.
           const k = op === 0x68 ? w.u8() : w.u32();
           if (k >= memoSize) fail(`memo key ${k} not found at byte ${at}`);
-          const v = memo[k]!;
-          if (v < 0) fail(`BINGET of a shared tuple or list at byte ${at} (memo ${k}); expected shared strings only`);
+          const v = memoGet(k);
+          if (v <= 0) fail(`BINGET of a shared tuple or list at byte ${at} (memo ${k}); expected shared strings only`);
           stack.push({ s: v });
           break;
         }
