@@ -121,6 +121,35 @@ np.save(sys.argv[1], arr, allow_pickle=True)`,
   });
 });
 
+describe('merged_opendata', () => {
+  it('joins cc3m, cc12m and yfcc15m (metadata and roots with ---), in that order of indices', async (ctx) => {
+    if (!python(['numpy'])) {
+      console.log('skipped: /usr/bin/python3 with numpy is not available');
+      ctx.skip();
+    }
+    const dir = path.join(root, 'merged');
+    const parts = ['cc3m', 'cc12m', 'yfcc'].map((p) => path.join(dir, p));
+    for (const p of parts) await mkdir(p, { recursive: true });
+    await writeFile(path.join(parts[0]!, 'a.png'), await sampleImage(0));
+    await writeFile(path.join(parts[1]!, 'b.png'), await sampleImage(1));
+    runPython(
+      `import numpy as np, sys
+def save(path, items):
+    a = np.empty(len(items), dtype=object); a[:] = items; np.save(path, a, allow_pickle=True)
+save(sys.argv[1], [{'image_id': 'a.png', 'captions': ['from cc3m']}])
+save(sys.argv[2], [{'image_id': 7, 'image_name': 'b.png', 'captions': ['from cc12m']}])`,
+      [path.join(dir, 'cc3m.npy'), path.join(dir, 'cc12m.npy')],
+    );
+    const { zip, member } = yfccImagePath(parts[2]!, 42);
+    await mkdir(path.dirname(zip), { recursive: true });
+    await writeFile(zip, zipArchive([[member, await sampleImage(2)]]));
+    writeYfccPickle(path.join(dir, 'y.pkl'), 1, () => [42, 'from+yfcc', '']);
+    const rows = await show(['--dataset', 'merged_opendata', '--root', parts.join('---'), '--metadata', ['cc3m.npy', 'cc12m.npy', 'y.pkl'].map((f) => path.join(dir, f)).join('---')]);
+    expect(rows.map((r) => r.caption).sort()).toEqual(['from cc12m', 'from cc3m', 'from yfcc']);
+    await expect(show(['--dataset', 'merged_opendata', '--root', dir, '--metadata', path.join(dir, 'cc3m.npy')])).rejects.toThrow(/three `---`-joined/);
+  });
+});
+
 describe('YFCC15M', () => {
   it("cleans captions as SLIP's make_dataset.py", () => {
     expect(cleanYfccCaption('A+walk+in+the+%22park%22+%C3%A9')).toBe('A walk in the "park" é');
