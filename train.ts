@@ -154,7 +154,8 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   for (const file of toArray(cfg.import)) await import(pathToFileURL(path.resolve(file)).href);
   const custom = cfg.datamodule !== undefined && cfg.datamodule !== 'folder';
   const streamed = !custom && !cfg.folder && usesStreamData(cfg);
-  if (!cfg.folder && !custom && !streamed) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions.');
+  if (cfg.folder && usesStreamData(cfg)) throw new MisconfigurationError('`--folder` and `--train_data`/`--val_data`/`--dataset` exclude each other: give one source of training data.');
+  if (!cfg.folder && !custom && !streamed) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions (or streamed data: `--train_data`, `--dataset`, `--dataset_type img_text_tar --metadata`).');
   // As Lightning: several devices or nodes with the 'auto' strategy mean DDP.
   const ddp = cfg.strategy === 'ddp' || (cfg.strategy === 'auto' && cfg.devices * cfg.num_nodes > 1);
   let strategy: string | Strategy = cfg.strategy;

@@ -39,4 +39,10 @@ describe('lightclip wds write + train.ts --train_data', () => {
     const resumed = await train([...base(b), '--max_steps', '8', '--resume', 'last']);
     expect(resumed!.globalStep).toBe(8); // 6 batches per epoch: the resumed run crosses into epoch 1
   });
+
+  it('names conflicting and bad data flags', async () => {
+    await expect(train(['--folder', shards, '--train_data', 'x.tar'])).rejects.toThrow(/`--folder` and `--train_data`.*exclude each other/);
+    await expect(train(['--model_name', 'tiny-ViT', '--train_data', path.join(shards, 'nope-{0..1}.tar'), '--num_workers', '0', '--max_steps', '1'])).rejects.toThrow(/sizes\.json: no sample count for nope-0\.tar/);
+    await expect(train(['--model_name', 'tiny-ViT', '--dataset_type', 'img_text_tar', '--train_data', 'x'])).rejects.toThrow(/needs `--metadata/);
+  });
 });
