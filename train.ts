@@ -26,6 +26,7 @@ import './strategies/index.js';
 import { Callback, ModelCheckpoint, LearningRateMonitor } from './callbacks/index.js';
 import { ImageTextFolderDataModule } from './datamodules/folder.js';
 import { DeepLakeDataModule } from './datamodules/deeplake/datamodule.js';
+import { createStreamDataModule, StreamDataFlags, usesStreamData } from './datamodules/streamData.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
 import { createClip } from './modules/clip/factory.js';
 import { isResNetConfig, resolveModelConfig } from './modules/clip/config.js';
@@ -46,8 +47,11 @@ import { buildZeroShotCallback } from './eval.js';
 import './loggers/index.js';
 import './callbacks/index.js';
 
-/** Every flag of `train.ts` (train-CLIP's names; `--config` YAML/JSON files use the same keys). */
-export class TrainConfig {
+/**
+ * Every flag of `train.ts` (train-CLIP's names; `--config` YAML/JSON files use the same keys).
+ * The streamed-data flags (`--train_data`, `--dataset_type`, `--dataset` ...) come from StreamDataFlags.
+ */
+export class TrainConfig extends StreamDataFlags {
   @Describe('model name from configs/ (RN50, ViT-B/32, ...) or a path to a model JSON') @IsString() model_name = 'ViT-B/32';
   @Describe('folder of images and same-stem .txt caption files (searched recursively)') @IsString() folder = '';
   @Describe('validation folder (default: hold out --val_fraction of --folder)') @IsOptional() @IsString() val_folder?: string;
@@ -137,13 +141,10 @@ export class TrainConfig {
   @Describe('Activeloop token for hub:// (else ACTIVELOOP_TOKEN; never logged or saved)') @IsOptional() @IsString() token?: string;
   @Describe("Deep Lake: keep NSFW == 'UNLIKELY' (and WIDTH between 50 and 450 when there is a WIDTH tensor)") @IsBoolean() filter_NSFW = false;
   @Describe("Deep Lake: TQL filter, e.g. \"SELECT * WHERE NSFW == 'UNLIKELY' and WIDTH between 50 and 450\"") @IsOptional() @IsString() query?: string;
-  @Describe('Deep Lake image tensor (default URL, else image)') @IsOptional() @IsString() image_key?: string;
-  @Describe('Deep Lake caption tensor (default TEXT, else caption)') @IsOptional() @IsString() text_key?: string;
   @Describe('Deep Lake branch to read (default main)') @IsOptional() @IsString() branch?: string;
   @Describe('Deep Lake commit id to read') @IsOptional() @IsString() commit?: string;
   @Describe('Deep Lake validation dataset (same keys)') @IsOptional() @IsString() val_path?: string;
   @Describe('Deep Lake chunk cache, MB') @IsNumber() @Min(1) deeplake_cache_mb = 256;
-  @Describe('S3 endpoint for s3:// paths (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)') @IsOptional() @IsString() s3_endpoint?: string;
   @Describe("hub://: accept the dataset's licence agreement if the API asks") @IsBoolean() deeplake_agree = false;
   @Describe("train-CLIP's precision flag: 32, or 16 (runs in 32 until mixed precision lands)") @IsOptional() @IsIn(['16', '32']) fp?: string;
 }
@@ -200,7 +201,10 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
   if (cfg.path && cfg.folder) throw new MisconfigurationError('`--path` (Deep Lake) and `--folder` exclude each other: give one dataset.');
   for (const file of toArray(cfg.import)) await import(pathToFileURL(path.resolve(file)).href);
   const custom = cfg.datamodule !== undefined && cfg.datamodule !== 'folder';
-  if (!cfg.folder && !cfg.path && !custom) throw new MisconfigurationError('`--folder` (a folder of images with same-stem .txt captions) or `--path` (a Deep Lake dataset) is required.');
+  const streamed = !custom && !cfg.folder && !cfg.path && usesStreamData(cfg);
+  if ((cfg.folder || cfg.path) && usesStreamData(cfg)) throw new MisconfigurationError('`--folder`/`--path` and `--train_data`/`--val_data`/`--dataset` exclude each other: give one source of training data.');
+  if (cfg.folder && cfg.path) throw new MisconfigurationError('`--folder` and `--path` exclude each other: give one source of training data.');
+  if (!cfg.folder && !cfg.path && !custom && !streamed) throw new MisconfigurationError('`--folder` is required: a folder of images with same-stem .txt captions (or `--path`, a Deep Lake dataset, or streamed data: `--train_data`, `--dataset`, `--dataset_type img_text_tar --metadata`).');
   // As Lightning: several devices or nodes with the 'auto' strategy mean DDP.
   const ddp = cfg.strategy === 'ddp' || (cfg.strategy === 'auto' && cfg.devices * cfg.num_nodes > 1);
   let strategy: string | Strategy = cfg.strategy;
@@ -299,7 +303,9 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
         tokenizer,
         contextLength,
       })
-    : new ImageTextFolderDataModule({
+    : streamed
+      ? createStreamDataModule(cfg, { batchSize: cfg.batch_size, numWorkers: cfg.num_workers, imageSize, seed: cfg.seed, tokenizer, contextLength })
+      : new ImageTextFolderDataModule({
         folder: cfg.folder,
         valFolder: cfg.val_folder,
         valFraction: cfg.val_fraction,

@@ -26,6 +26,7 @@ import { defaultNumThreads } from '../core/native/addon.js';
 import { benchDdp } from './bench/ddp.js';
 import type { DdpBenchResult } from './bench/ddp.js';
 import { benchDeeplake, renderDeeplakeMarkdown, type DeeplakeBenchResult } from './bench/deeplake.js';
+import { benchData, renderDataBench, type DataBenchResult } from './bench/data.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -185,6 +186,12 @@ async function main(): Promise<void> {
 
   // Deep Lake reading (scripts/bench/deeplake.ts)
   const deeplake: DeeplakeBenchResult | null = wanted('deeplake') ? await benchDeeplake({ quick }) : null;
+  // Data readers and the YFCC15M index (scripts/bench/data.ts); only with --only=data or a full run.
+  let data: DataBenchResult | null = null;
+  if (wanted('data')) {
+    console.log('data readers...');
+    data = await benchData(quick ? { images: 96, entries: 1_000_000 } : {});
+  }
 
   // without the GEMM section, one tiny GEMM child still reports the addon's ISA and BLAS
   nativeReport ??= (node(['gemm', 'backend=lightclip-cpu', 'sizes=64', 'budget=0.01'], env)?.native as Record<string, unknown> | undefined) ?? null;
@@ -199,12 +206,15 @@ async function main(): Promise<void> {
     ddp,
     ddpError,
     deeplake,
+    data,
   };
   const outDir = join(root, 'bench');
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(outDir, 'results.md'), renderMarkdown(results) + renderDeeplakeMarkdown(deeplake));
-  console.log(renderMarkdown(results) + renderDeeplakeMarkdown(deeplake));
+  const vitB32 = clip.find((c) => c.name === 'clip-vit-b32-b16' && c.backend === 'lightclip-cpu')?.pairsPerSec;
+  const md = renderMarkdown(results) + renderDeeplakeMarkdown(deeplake) + (data ? `${renderDataBench(data, vitB32).join('\n')}\n` : '');
+  writeFileSync(join(outDir, 'results.md'), md);
+  console.log(md);
 }
 
 if (process.argv[2] === '--child') {

@@ -53,6 +53,8 @@ export interface BenchResults {
   ddp: DdpBenchResult | null;
   /** Why the DDP section is missing, when it is. */
   ddpError: string | null;
+  /** Data readers and YFCC indexing (scripts/bench/data.ts), when run. */
+  data?: import('./data.js').DataBenchResult | null;
 }
 
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
