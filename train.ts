@@ -39,6 +39,8 @@ import type { TextTokenizer } from './modules/tokenizers/types.js';
 import { buildZeroShotCallback } from './eval.js';
 import './loggers/index.js';
 import './callbacks/index.js';
+import { EMA } from './callbacks/ema.js';
+import './modules/catlip/model.js';
 
 /** Image encoders of `--image_encoder` (torchvision's ResNets, classifier head removed). */
 const RESNETS = { resnet18, resnet34, resnet50, resnet101, resnet152 } as const;
@@ -92,6 +94,11 @@ export class TrainConfig {
   @Describe('fine-tuning: add self-distillation from an EMA teacher') @IsBoolean() self_distillation = false;
   @Describe('fine-tuning: weight of the self-distillation KL term') @IsNumber() @Min(0) kl_coeff = 1.0;
   @Describe('fine-tuning: text length in tokens') @IsInt() @Min(2) context_length = 77;
+  // CatLIP (`--model catlip`): synset vocabulary, CoreNet's EMA and gradient clipping.
+  @Describe('CatLIP: CoreNet synset vocabulary pickle (build one with `lightclip catlip vocab`)') @IsOptional() @IsString() vocab?: string;
+  @Describe('CatLIP: keep the first N synsets of --vocab (CoreNet vocab_size)') @IsOptional() @IsInt() @Min(1) vocab_size?: number;
+  @Describe('CatLIP: EMA decay of the weights (0: no EMA)') @IsNumber() @Min(0) ema_decay = 0.9995;
+  @Describe('CatLIP: clip the global gradient norm (0: off)') @IsNumber() @Min(0) gradient_clip_val = 1.0;
 }
 
 
@@ -175,9 +182,12 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   let contextLength: number;
   if (cfg.model !== undefined) {
     // Any registered LightningModule (Lightning's `--model`); its own hparams, its own loss.
-    model = create<LightningModule>('model', cfg.model, jsonArgs(cfg.model_args, '--model_args'), '--model');
+    const catlip = cfg.model === 'catlip'
+      ? { vocab: cfg.vocab, vocabSize: cfg.vocab_size, modelName: cfg.model_name, imageSize: cfg.image_size, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg } }
+      : {};
+    model = create<LightningModule>('model', cfg.model, { ...catlip, ...jsonArgs(cfg.model_args, '--model_args') }, '--model');
     tokenizer = ClipTokenizer.default();
-    imageSize = cfg.image_size ?? 224;
+    imageSize = cfg.image_size ?? (cfg.model === 'catlip' ? (model as unknown as { net: { options: { imageSize: number } } }).net.options.imageSize : 224);
     contextLength = cfg.context_length;
   } else if (finetune) {
     ({ model, tokenizer, imageSize } = await buildFinetune(cfg));
@@ -213,6 +223,7 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     new ModelCheckpoint({ saveLast: true, everyNTrainSteps: cfg.checkpoint_every_n_steps || null }),
     new LearningRateMonitor({ loggingInterval: 'step' }),
   ];
+  if (cfg.model === 'catlip' && cfg.ema_decay > 0) callbacks.push(new EMA({ decay: cfg.ema_decay }));
   if (cfg.zeroshot_data) {
     if (!(tokenizer instanceof ClipTokenizer)) throw new MisconfigurationError('`--zeroshot_data` is supported with CLIP models (`--model_name`), not with `--text_encoder` yet.');
     callbacks.push(
@@ -238,6 +249,7 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
     fastDevRun: cfg.fast_dev_run,
     enableProgressBar: cfg.progress_bar,
     callbacks,
+    ...(cfg.model === 'catlip' && cfg.gradient_clip_val > 0 ? { gradientClipVal: cfg.gradient_clip_val } : {}),
   });
   await trainer.fit(model, datamodule, { ckptPath: cfg.resume ?? null });
   return trainer;
