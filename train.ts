@@ -41,6 +41,8 @@ import './loggers/index.js';
 import './callbacks/index.js';
 import { EMA } from './callbacks/ema.js';
 import './modules/catlip/model.js';
+import { CatlipTransferModule, ImageFolderClassificationDataModule } from './modules/catlip/transfer.js';
+import { scanImageFolder } from './datamodules/imageFolder.js';
 
 /** Image encoders of `--image_encoder` (torchvision's ResNets, classifier head removed). */
 const RESNETS = { resnet18, resnet34, resnet50, resnet101, resnet152 } as const;
@@ -99,6 +101,7 @@ export class TrainConfig {
   @Describe('CatLIP: keep the first N synsets of --vocab (CoreNet vocab_size)') @IsOptional() @IsInt() @Min(1) vocab_size?: number;
   @Describe('CatLIP: EMA decay of the weights (0: no EMA)') @IsNumber() @Min(0) ema_decay = 0.9995;
   @Describe('CatLIP: clip the global gradient norm (0: off)') @IsNumber() @Min(0) gradient_clip_val = 1.0;
+  @Describe('CatLIP transfer (--model catlip_transfer): pre-trained --model catlip checkpoint; --folder is an ImageFolder') @IsOptional() @IsString() init_from?: string;
 }
 
 
@@ -180,7 +183,16 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
   let tokenizer: TextTokenizer;
   let imageSize: number;
   let contextLength: number;
-  if (cfg.model !== undefined) {
+  if (cfg.model === 'catlip_transfer') {
+    // CatLIP transfer: the pre-trained tower of --init_from, a fresh head over --folder's classes.
+    if (!cfg.init_from) throw new MisconfigurationError('`--model catlip_transfer` needs `--init_from catlip.ckpt` (a `--model catlip` checkpoint).');
+    const classes = (await scanImageFolder(cfg.folder, { flag: '--folder' })).folders.length;
+    const transfer = await CatlipTransferModule.fromCatlipCheckpoint(cfg.init_from, { numClasses: classes, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg } });
+    model = transfer;
+    tokenizer = ClipTokenizer.default();
+    imageSize = transfer.net.options.imageSize;
+    contextLength = cfg.context_length;
+  } else if (cfg.model !== undefined) {
     // Any registered LightningModule (Lightning's `--model`); its own hparams, its own loss.
     const catlip = cfg.model === 'catlip'
       ? { vocab: cfg.vocab, vocabSize: cfg.vocab_size, modelName: cfg.model_name, imageSize: cfg.image_size, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg } }
@@ -206,7 +218,9 @@ export async function main(argv: readonly string[]): Promise<Trainer | null> {
       hparams: { ...cfg, image_size: imageSize },
     });
   }
-  const datamodule = custom
+  const datamodule = cfg.model === 'catlip_transfer'
+    ? new ImageFolderClassificationDataModule({ folder: cfg.folder, valFolder: cfg.val_folder, imageSize, batchSize: cfg.batch_size, seed: cfg.seed })
+    : custom
     ? create<LightningDataModule>('datamodule', cfg.datamodule!, jsonArgs(cfg.datamodule_args, '--datamodule_args'), '--datamodule')
     : new ImageTextFolderDataModule({
         folder: cfg.folder,

@@ -157,7 +157,7 @@ export class CatlipModule extends LightningModule<CaptionedImages> {
       weightDecay: options.weightDecay ?? 0.2,
       totalSteps: options.totalSteps,
     };
-    this.saveHyperparameters({ ...options.hparams, model: 'catlip', model_name: modelName, vocab_size: this.vocab.size, lr: this.opts.lr, min_lr: this.opts.minLr, warmup_steps: this.opts.warmupSteps, weight_decay: this.opts.weightDecay });
+    this.saveHyperparameters({ ...options.hparams, model: 'catlip', model_name: modelName, image_size: this.net.options.imageSize, vocab_size: this.vocab.size, lr: this.opts.lr, min_lr: this.opts.minLr, warmup_steps: this.opts.warmupSteps, weight_decay: this.opts.weightDecay });
   }
 
   /** Dense multi-hot targets `[B, V]` of a batch's captions. */

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../../core/tf.js';
+import { CatlipTransferModule } from '../../../modules/catlip/transfer.js';
 import { bceWithLogitsBatchMean, CatlipModule, synsetClassifierColumns, synsetZeroShotPredict } from '../../../modules/catlip/model.js';
 import { SynsetMiner } from '../../../modules/catlip/labeler.js';
 import { SynsetVocabulary } from '../../../modules/catlip/vocabulary.js';
@@ -72,5 +73,20 @@ describe('CatLIP pre-training', () => {
     expect(missing).toEqual(['n2121620']); // cat: never in these captions
     const pred = synsetZeroShotPredict(tf.tensor2d([[0, 5, 1], [9, 0, 2]]), [1, 2]);
     expect(pred).toEqual([0, 1]);
+
+    // Transfer: pre-trained tower, fresh head over the ImageFolder's classes.
+    const ckpt = path.join(trainer!.logDir, 'checkpoints', 'last.ckpt');
+    const classes = fs.readdirSync(data.zeroshot).filter((d) => fs.statSync(path.join(data.zeroshot, d)).isDirectory()).length;
+    const t = await CatlipTransferModule.fromCatlipCheckpoint(ckpt, { numClasses: classes });
+    expect(t.net.classifier.weight.variable.shape).toEqual([classes, 64]);
+    const pre = model.net.stateDict();
+    const post = t.net.stateDict();
+    expect(Array.from(post['transformer.resblocks.0.attn.in_proj_weight']!.dataSync())).toEqual(Array.from(pre['transformer.resblocks.0.attn.in_proj_weight']!.dataSync()));
+    expect(Array.from(post['conv1.weight']!.dataSync())).toEqual(Array.from(pre['conv1.weight']!.dataSync()));
+    const ft = await train(['--model', 'catlip_transfer', '--init_from', ckpt, '--folder', data.zeroshot, '--val_folder', data.zeroshot, '--batch_size', '8', '--max_epochs', '8', '--lr', '2e-3', '--warmup_steps', '1', '--no-progress_bar', '--default_root_dir', root, '--log_every_n_steps', '1']);
+    expect(ft!.callbackMetrics.val_acc).toBeGreaterThan(1 / classes);
+    console.log(`CatLIP transfer on ${classes} classes: val_acc ${(ft!.callbackMetrics.val_acc as number).toFixed(3)} (train = val folder, smoke test)`);
+    await expect(train(['--model', 'catlip_transfer', '--folder', data.zeroshot])).rejects.toThrow(/--init_from/);
+    await expect(train(['--model', 'catlip', '--folder', data.train])).rejects.toThrow(/--vocab/);
   });
 });
