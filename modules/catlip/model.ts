@@ -22,6 +22,7 @@ import { tf, type Tensor } from '../../core/tf.js';
 import type { OptimizerConfig } from '../../core/types.js';
 import { resolveModelConfig } from '../clip/config.js';
 import { applyLayerNorm, Transformer } from '../clip/transformer.js';
+import { resizePosEmbed2d } from '../clip/posEmbed.js';
 import { SynsetMiner } from './labeler.js';
 import { SynsetVocabulary } from './vocabulary.js';
 
@@ -77,17 +78,23 @@ export class CatlipVit extends Module {
     return head;
   }
 
-  /** Class-token features after ln_post, `[B, width]`. */
+  /**
+   * Class-token features after ln_post, `[B, width]`. Any input size that is a multiple of the
+   * patch size is accepted (multi-scale batches): the positional table is resized 2-D.
+   */
   features(images: Tensor): Tensor {
     const [b, h, w] = images.shape as [number, number, number, number];
-    const { imageSize, width } = this.options;
-    if (images.rank !== 4 || h !== imageSize || w !== imageSize || images.shape[3] !== 3) {
-      throw new Error(`CatLIP ViT expects NHWC images [B, ${imageSize}, ${imageSize}, 3], got [${images.shape.join(', ')}]`);
+    const { patchSize, width } = this.options;
+    if (images.rank !== 4 || h % patchSize !== 0 || w % patchSize !== 0 || images.shape[3] !== 3) {
+      throw new Error(`CatLIP ViT expects NHWC images [B, H, W, 3] with H and W multiples of ${patchSize}, got [${images.shape.join(', ')}]`);
     }
+    const gh = h / patchSize;
+    const gw = w / patchSize;
     return tf.tidy(() => {
-      const patches = tf.reshape(this.conv1.forward(images), [b, this.grid * this.grid, width]);
+      const patches = tf.reshape(this.conv1.forward(images), [b, gh * gw, width]);
       const cls = tf.broadcastTo(tf.reshape(this.classEmbedding.variable, [1, 1, width]), [b, 1, width]);
-      const tokens = tf.add(tf.concat([cls, patches], 1), this.positionalEmbedding.variable);
+      const pos = gh === this.grid && gw === this.grid ? this.positionalEmbedding.variable : resizePosEmbed2d(this.positionalEmbedding.variable, gh, gw);
+      const tokens = tf.add(tf.concat([cls, patches], 1), pos);
       const x = this.transformer.forward(applyLayerNorm(this.lnPre, tokens));
       return applyLayerNorm(this.lnPost, tf.reshape(tf.slice(x, [0, 0, 0], [b, 1, width]), [b, width]));
     });

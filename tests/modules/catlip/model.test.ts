@@ -50,6 +50,11 @@ describe('CatLIP pre-training', () => {
     expect(circle).toBeDefined();
     const out = m.net.forward(tf.zeros([2, 32, 32, 3]));
     expect(out.shape).toEqual([2, m.vocab.size]);
+    // other resolutions (multi-scale batches): positional table resized, gradients flow
+    expect(m.net.forward(tf.zeros([1, 48, 24, 3])).shape).toEqual([1, m.vocab.size]);
+    const { grads } = tf.variableGrads(() => tf.sum(m.net.forward(tf.ones([1, 16, 16, 3]))) as tf.Scalar, [m.net.positionalEmbedding.variable]);
+    expect(Math.abs(tf.sum(tf.abs(Object.values(grads)[0]!)).dataSync()[0]!)).toBeGreaterThan(0);
+    expect(() => m.net.forward(tf.zeros([1, 30, 32, 3]))).toThrow(/multiples of 8/);
     const { targets, empty } = m.targets(['a red circle', 'nothing here']);
     const t = targets.arraySync() as number[][];
     expect(t[0]![circle!]).toBe(1);
