@@ -63,7 +63,7 @@ export function benchMiner(n = 50000): { captions: number; coldPerSecond: number
   return { captions: n, coldPerSecond: n / (cold / 1000), warmPerSecond: n / (warm / 1000), loadMs, meanLabels: labels / n };
 }
 
-if (process.argv[1] && /catlipBench\.(js|ts)$/.test(process.argv[1])) {
+if (process.argv[1] && /catlipBench\.(js|ts)$/.test(process.argv[1]) && !process.argv.includes('--steps')) {
   const i = process.argv.indexOf('--captions');
   const r = benchMiner(i > 0 ? Number(process.argv[i + 1]) : 50000);
   if (process.argv.includes('--json')) console.log(JSON.stringify(r));
@@ -72,4 +72,56 @@ if (process.argv[1] && /catlipBench\.(js|ts)$/.test(process.argv[1])) {
       `CatLIP miner: ${r.captions} captions; cold ${Math.round(r.coldPerSecond)} captions/s, warm ${Math.round(r.warmPerSecond)} captions/s ` +
         `(WordNet index load ${r.loadMs.toFixed(0)} ms, ${r.meanLabels.toFixed(2)} labels/caption)`,
     );
+}
+
+/**
+ * Training-step time of CatLIP vs CLIP on the same ViT image tower (`modelName`), batch `batch`:
+ * forward + backward + AdamW step, mean of `steps` after one warm-up step. CatLIP has no text
+ * tower; its head is a Linear over `vocabSize` synsets.
+ */
+export async function benchStepTimes(modelName = 'ViT-B/32', batch = 8, steps = 3, vocabSize = 24320): Promise<{ modelName: string; batch: number; clipMs: number; catlipMs: number; ratio: number; backend: string }> {
+  const { selectBackend } = await import('../core/backend.js');
+  const { tf } = await import('../core/tf.js');
+  const { createClip } = await import('../modules/clip/factory.js');
+  const { resolveModelConfig } = await import('../modules/clip/config.js');
+  const { ClipWrapper } = await import('../modules/wrappers/clipWrapper.js');
+  const { CatlipModule } = await import('../modules/catlip/model.js');
+  const { tapeBackward } = await import('../core/loops/optimization.js');
+  const sel = await selectBackend({ quiet: true });
+  const cfg = resolveModelConfig(modelName);
+  const size = cfg.vision.imageSize;
+  const images = tf.randomUniform([batch, size, size, 3]);
+  const texts = tf.tensor2d(Array.from({ length: batch * cfg.text.contextLength }, (_, i) => (i % cfg.text.contextLength === 5 ? 49407 : 300 + (i % 97))), [batch, cfg.text.contextLength], 'int32');
+  const time = async (step: () => Promise<void>): Promise<number> => {
+    await step();
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) await step();
+    return (performance.now() - t0) / steps;
+  };
+  const clip = new ClipWrapper(createClip(cfg), { totalSteps: 100, warmupSteps: 1 });
+  const clipOpt = (clip.configureOptimizers() as unknown as { optimizer: { zeroGrad(): void; step(): void } }).optimizer;
+  const clipMs = await time(async () => {
+    clipOpt.zeroGrad();
+    const { loss, logits } = await clip.computeGradients({ images, texts });
+    clipOpt.step();
+    tf.dispose([loss, logits]);
+  });
+  clip.dispose?.();
+  const keys = Array.from({ length: vocabSize }, (_, i) => `n${i + 1}`);
+  const catlip = new CatlipModule({ vocab: new SynsetVocabulary(keys), modelName, totalSteps: 100, warmupSteps: 1 });
+  const catOpt = (catlip.configureOptimizers() as unknown as { optimizer: { zeroGrad(): void; step(): void } }).optimizer;
+  const captions = Array.from({ length: batch }, (_, i) => `a photo of ${i % 2 ? 'two dogs' : 'a cat'} on a sofa`);
+  const catlipMs = await time(async () => {
+    catOpt.zeroGrad();
+    const loss = tapeBackward(catlip, () => catlip.trainingStepLoss({ images, captions }));
+    catOpt.step();
+    loss?.dispose();
+  });
+  tf.dispose([images, texts]);
+  return { modelName, batch, clipMs, catlipMs, ratio: clipMs / catlipMs, backend: String((sel as { name?: string }).name ?? tf.getBackend()) };
+}
+
+if (process.argv[1] && /catlipBench\.(js|ts)$/.test(process.argv[1]) && process.argv.includes('--steps')) {
+  const model = process.argv[process.argv.indexOf('--steps') + 1] ?? 'ViT-B/32';
+  void benchStepTimes(model).then((r) => console.log(JSON.stringify(r)));
 }

@@ -191,6 +191,16 @@ export class CatlipModule extends LightningModule<CaptionedImages> {
     return { optimizer, lrScheduler: { scheduler, interval: 'step' } };
   }
 
+  /** The batch loss without logging (benchmarks, custom loops). */
+  trainingStepLoss(batch: CaptionedImages): Tensor {
+    const { targets } = this.targets(batch.captions);
+    try {
+      return bceWithLogitsBatchMean(this.net.forward(batch.images), targets);
+    } finally {
+      targets.dispose();
+    }
+  }
+
   override trainingStep(batch: CaptionedImages): Tensor {
     const { targets, empty, positives } = this.targets(batch.captions);
     const n = batch.captions.length;
