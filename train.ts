@@ -43,6 +43,7 @@ import { EMA } from './callbacks/ema.js';
 import './modules/catlip/model.js';
 import { CatlipTransferModule, ImageFolderClassificationDataModule } from './modules/catlip/transfer.js';
 import { scanImageFolder } from './datamodules/imageFolder.js';
+import { translateCorenetArgv } from './modules/corenet/config.js';
 
 /** Image encoders of `--image_encoder` (torchvision's ResNets, classifier head removed). */
 const RESNETS = { resnet18, resnet34, resnet50, resnet101, resnet152 } as const;
@@ -151,7 +152,8 @@ const USAGE = 'node dist/train.js --model_name ViT-B/32 --folder data/ [options]
 
 /** Parses `argv`, builds everything and trains. Returns the Trainer (for tests). */
 export async function main(argv: readonly string[]): Promise<Trainer | null> {
-  const resolved = resolveConfig(TrainConfig, argv);
+  // CoreNet-style `--common.config-file` / `--common.override-kwargs` / `--ddp.*` → train.ts flags.
+  const resolved = resolveConfig(TrainConfig, translateCorenetArgv(argv));
   if (resolved.help) {
     console.log(renderConfigHelp(TrainConfig, { usage: USAGE }));
     return null;

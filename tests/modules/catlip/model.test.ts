@@ -92,6 +92,13 @@ describe('CatLIP pre-training', () => {
     expect(ft!.callbackMetrics.val_acc).toBeGreaterThan(1 / classes);
     console.log(`CatLIP transfer on ${classes} classes: val_acc ${(ft!.callbackMetrics.val_acc as number).toFixed(3)} (train = val folder, smoke test)`);
     await expect(train(['--model', 'catlip_transfer', '--folder', data.zeroshot])).rejects.toThrow(/--init_from/);
+
+    // The same pre-training from a CoreNet-style config (our own YAML) with override-kwargs.
+    const yaml = path.join(root, 'catlip.yaml');
+    fs.writeFileSync(yaml, ['dataset:', '  name: wordnet_tagged_classification', '  train_batch_size0: 8', '  workers: 0', '  wordnet_tagged_classification:', `    vocab_file: ${vocabFile}`, 'scheduler:', '  name: cosine', '  max_iterations: 100', '  warmup_iterations: 1', '  cosine: {max_lr: 0.001, min_lr: 0.00001}', 'ema: {enable: true, momentum: 0.0005}', 'common: {grad_clip: 1.0}', ''].join('\n'));
+    const viaYaml = await train(['--model_name', 'tiny-ViT', '--folder', data.train, '--no-progress_bar', '--default_root_dir', root, '--common.config-file', yaml, '--common.override-kwargs', 'scheduler.max_iterations=2']);
+    expect(viaYaml!.globalStep).toBe(2);
+    expect((viaYaml!.lightningModule as unknown as CatlipModule).vocab.size).toBe(model.vocab.size);
     await expect(train(['--model', 'catlip', '--folder', data.train])).rejects.toThrow(/--vocab/);
   });
 });
