@@ -27,6 +27,7 @@ import { resolveModelConfig } from './modules/clip/config.js';
 import { createClip, loadClipWeights } from './modules/clip/factory.js';
 import type { CLIP } from './modules/clip/model.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
+import { corenetZeroShotFromFile } from './modules/corenet/zeroshot.js';
 
 /** Reads a JSON file, naming the flag in the error. */
 async function readJson(file: string, flag: string): Promise<unknown> {
@@ -120,6 +121,14 @@ export async function zeroshot(argv: readonly string[]): Promise<TopKResult | nu
   const r = resolveConfig(ZeroShotConfig, argv);
   if (r.help) return void console.log(renderConfigHelp(ZeroShotConfig, { usage: 'node dist/eval.js zeroshot --weights W --model_name M --data DIR' })), null;
   const c = r.config;
+  if (c.model_name.startsWith('corenet/')) {
+    // CoreNet CLIP: a `.pt` with CoreNet's names, CoreNet's zero-shot procedure (modules/corenet/zeroshot.ts).
+    await selectBackend({ accelerator: c.accelerator });
+    const scan = await scanImageFolder(required(c.data, '--data', 'an ImageNet-style folder'), { classNames: await loadClassNames(c.class_names) });
+    const result = await corenetZeroShotFromFile(c.model_name, required(c.weights, '--weights', 'a CoreNet .pt state dict'), { samples: scan.samples, classNames: scan.classNames, templates: await loadTemplates(c.templates), tokenizer: ClipTokenizer.default(), batchSize: c.batch_size });
+    console.log(`zero-shot (CoreNet procedure) on ${result.count} images, ${scan.classNames.length} classes: top-1 ${(100 * result.top1).toFixed(2)}%  top-5 ${(100 * result.top5).toFixed(2)}%`);
+    return result;
+  }
   const cfg = resolveModelConfig(c.model_name);
   const size = c.image_size ?? cfg.vision.imageSize;
   await selectBackend({ accelerator: c.accelerator });

@@ -12,6 +12,10 @@ import { describe, expect, it } from 'vitest';
 import { tf } from '../../../core/tf.js';
 import { CorenetClip, CorenetVit, loadCorenetStateDict } from '../../../modules/corenet/clip.js';
 import { readWeightsAsTensors } from '../../../modules/weights/readWeights.js';
+import { corenetZeroShot } from '../../../modules/corenet/zeroshot.js';
+import { ClipTokenizer } from '../../../modules/tokenizers/clipTokenizer.js';
+import { main as evaluate } from '../../../eval.js';
+import sharp from 'sharp';
 
 const KEYS = '/work/shared/research/corenet_keys';
 const keysDir = fs.existsSync(KEYS) ? KEYS : path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../../shared/research/corenet_keys');
@@ -121,6 +125,20 @@ json.dump({'image': x.tolist(), 'text': t.tolist(), 'cls_sum': float(sd['image_e
     [49406, 500, 49407].forEach((v, i) => (ids[77 + i] = v));
     const text = model.encodeText(tf.tensor2d(ids, [2, 77], 'int32')).arraySync() as number[][];
     expect(maxDiff(flat(text), flat(ref.text))).toBeLessThan(2e-3);
+
+    // CoreNet's zero-shot procedure on a small ImageFolder, and its classifier columns = prompt means.
+    const data = path.join(dir, 'zs');
+    for (const [cls, rgb] of [['dog', '#d04010'], ['cat', '#2040e0']] as const) {
+      fs.mkdirSync(path.join(data, cls), { recursive: true });
+      for (let i = 0; i < 2; i++) {
+        const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="80" height="60"><rect width="100%" height="100%" fill="${rgb}"/><circle cx="${20 + 20 * i}" cy="30" r="12" fill="#fff"/></svg>`;
+        fs.writeFileSync(path.join(data, cls, `${i}.png`), await sharp(Buffer.from(svg)).png().toBuffer());
+      }
+    }
+    const zs = await corenetZeroShot(model, { samples: [0, 1].flatMap((label) => [0, 1].map((i) => ({ path: path.join(data, label ? 'dog' : 'cat', `${i}.png`), label }))), classNames: ['cat', 'dog'], templates: ['a photo of a {}.', 'a {}'], tokenizer: ClipTokenizer.default(), batchSize: 3 });
+    expect(zs.count).toBe(4);
+    expect(zs.top5).toBe(1);
+    await expect(evaluate(['zeroshot', '--model_name', 'corenet/nope', '--weights', path.join(dir, 'clip.pt'), '--data', data])).rejects.toThrow(/corenet\/clip_vit_base/);
 
     // CatLIP's flash names load into a CLIP-named tower and vice versa; strictness otherwise.
     const renamed = Object.fromEntries(Object.entries(sd).map(([k, t]) => [k.replace('.out_proj.', '.out_proj_attn.'), t]));
