@@ -33,6 +33,7 @@ import type { CLIP } from './modules/clip/model.js';
 import { ClipTokenizer } from './modules/tokenizers/clipTokenizer.js';
 import { LlipModel } from './modules/llip/model.js';
 import { openDeepLakePairs } from './datamodules/deeplake/pairs.js';
+import { corenetZeroShotFromFile } from './modules/corenet/zeroshot.js';
 
 /** Reads a JSON file, naming the flag in the error. */
 async function readJson(file: string, flag: string): Promise<unknown> {
@@ -197,6 +198,14 @@ export async function zeroshot(argv: readonly string[], program = 'node dist/eva
   const r = resolveConfig(ZeroShotConfig, argv);
   if (r.help) return void console.log(renderConfigHelp(ZeroShotConfig, { usage: `usage: ${program} zeroshot --weights W --model_name M --data DIR` })), null;
   const c = r.config;
+  if (c.model_name.startsWith('corenet/')) {
+    // CoreNet CLIP: a `.pt` with CoreNet's names, CoreNet's zero-shot procedure (modules/corenet/zeroshot.ts).
+    await selectBackend({ accelerator: c.accelerator });
+    const scan = await scanImageFolder(required(c.data, '--data', 'an ImageNet-style folder'), { classNames: await loadClassNames(c.class_names) });
+    const result = await corenetZeroShotFromFile(c.model_name, required(c.weights, '--weights', 'a CoreNet .pt state dict'), { samples: scan.samples, classNames: scan.classNames, templates: await loadTemplates(c.templates), tokenizer: ClipTokenizer.default(), batchSize: c.batch_size });
+    console.log(`zero-shot (CoreNet procedure) on ${result.count} images, ${scan.classNames.length} classes: top-1 ${(100 * result.top1).toFixed(2)}%  top-5 ${(100 * result.top5).toFixed(2)}%`);
+    return result;
+  }
   await selectBackend({ accelerator: c.accelerator });
   const scan = await scanImageFolder(required(c.data, '--data', 'an ImageNet-style folder'), { classNames: await loadClassNames(c.class_names) });
   const llip = c.model === 'llip' ? { numMixtureTokens: llipTokens(c.num_mixture_tokens), temperature: c.llip_temperature, heads: c.llip_heads } : undefined;

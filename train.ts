@@ -46,6 +46,11 @@ import type { TextTokenizer } from './modules/tokenizers/types.js';
 import { buildZeroShotCallback } from './eval.js';
 import './loggers/index.js';
 import './callbacks/index.js';
+import { EMA } from './callbacks/ema.js';
+import './modules/catlip/model.js';
+import { CatlipTransferModule, ImageFolderClassificationDataModule } from './modules/catlip/transfer.js';
+import { scanImageFolder } from './datamodules/imageFolder.js';
+import { translateCorenetArgv } from './modules/corenet/config.js';
 
 /**
  * Every flag of `train.ts` (train-CLIP's names; `--config` YAML/JSON files use the same keys).
@@ -147,6 +152,11 @@ export class TrainConfig extends StreamDataFlags {
   @Describe('Deep Lake chunk cache, MB') @IsNumber() @Min(1) deeplake_cache_mb = 256;
   @Describe("hub://: accept the dataset's licence agreement if the API asks") @IsBoolean() deeplake_agree = false;
   @Describe("train-CLIP's precision flag: 32, or 16 (runs in 32 until mixed precision lands)") @IsOptional() @IsIn(['16', '32']) fp?: string;
+  // CatLIP (`--model catlip`): synset vocabulary, CoreNet's EMA and gradient clipping.
+  @Describe('CatLIP: CoreNet synset vocabulary pickle (build one with `lightclip catlip vocab`)') @IsOptional() @IsString() vocab?: string;
+  @Describe('CatLIP: keep the first N synsets of --vocab (CoreNet vocab_size)') @IsOptional() @IsInt() @Min(1) vocab_size?: number;
+  @Describe('CatLIP: EMA decay of the weights (0: no EMA)') @IsNumber() @Min(0) ema_decay = 0.9995;
+  @Describe('CatLIP transfer (--model catlip_transfer): pre-trained --model catlip checkpoint; --folder is an ImageFolder') @IsOptional() @IsString() init_from?: string;
 }
 
 
@@ -188,7 +198,8 @@ const USAGE = '--model_name ViT-B/32 --folder data/ [options]';
  * @param program how the user started it, for `--help` (`lightclip train` or `node dist/train.js`).
  */
 export async function main(argv: readonly string[], program = 'node dist/train.js'): Promise<Trainer | null> {
-  const resolved = resolveConfig(TrainConfig, argv, { resolveConfigName: resolveRecipe });
+  // CoreNet-style `--common.config-file` / `--common.override-kwargs` / `--ddp.*` → train.ts flags.
+  const resolved = resolveConfig(TrainConfig, translateCorenetArgv(argv), { resolveConfigName: resolveRecipe });
   if (resolved.help) {
     console.log(renderConfigHelp(TrainConfig, { usage: `usage: ${program} ${USAGE}` }));
     return null;
@@ -250,11 +261,23 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
       patchDropout: cfg.force_patch_dropout, betas, eps: cfg.eps, openClip,
       loss: cfg.llip_loss, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg, image_size: imageSize },
     });
+  } else if (cfg.model === 'catlip_transfer') {
+    // CatLIP transfer: the pre-trained tower of --init_from, a fresh head over --folder's classes.
+    if (!cfg.init_from) throw new MisconfigurationError('`--model catlip_transfer` needs `--init_from catlip.ckpt` (a `--model catlip` checkpoint).');
+    const classes = (await scanImageFolder(cfg.folder, { flag: '--folder' })).folders.length;
+    const transfer = await CatlipTransferModule.fromCatlipCheckpoint(cfg.init_from, { numClasses: classes, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg } });
+    model = transfer;
+    tokenizer = ClipTokenizer.default();
+    imageSize = transfer.net.options.imageSize;
+    contextLength = cfg.context_length;
   } else if (cfg.model !== undefined) {
     // Any registered LightningModule (Lightning's `--model`); its own hparams, its own loss.
-    model = create<LightningModule>('model', cfg.model, jsonArgs(cfg.model_args, '--model_args'), '--model');
+    const catlip = cfg.model === 'catlip'
+      ? { vocab: cfg.vocab, vocabSize: cfg.vocab_size, modelName: cfg.model_name, imageSize: cfg.image_size, lr: cfg.lr, warmupSteps: cfg.warmup_steps, weightDecay: cfg.weight_decay, hparams: { ...cfg } }
+      : {};
+    model = create<LightningModule>('model', cfg.model, { ...catlip, ...jsonArgs(cfg.model_args, '--model_args') }, '--model');
     tokenizer = ClipTokenizer.default();
-    imageSize = cfg.image_size ?? 224;
+    imageSize = cfg.image_size ?? (cfg.model === 'catlip' ? (model as unknown as { net: { options: { imageSize: number } } }).net.options.imageSize : 224);
     contextLength = cfg.context_length;
   } else if (finetune) {
     ({ model, tokenizer, imageSize, contextLength } = await buildFinetune(cfg));
@@ -280,7 +303,9 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     });
     if (cfg.pretrained) await loadOpenClipPretrained(model as ClipWrapper, cfg.pretrained);
   }
-  const datamodule = custom
+  const datamodule = cfg.model === 'catlip_transfer'
+    ? new ImageFolderClassificationDataModule({ folder: cfg.folder, valFolder: cfg.val_folder, imageSize, batchSize: cfg.batch_size, seed: cfg.seed })
+    : custom
     ? create<LightningDataModule>('datamodule', cfg.datamodule!, jsonArgs(cfg.datamodule_args, '--datamodule_args'), '--datamodule')
     : cfg.path
     ? new DeepLakeDataModule({
@@ -322,6 +347,7 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     new ModelCheckpoint({ saveLast: true, everyNTrainSteps: cfg.checkpoint_every_n_steps || null }),
     new LearningRateMonitor({ loggingInterval: 'step' }),
   ];
+  if (cfg.model === 'catlip' && cfg.ema_decay > 0) callbacks.push(new EMA({ decay: cfg.ema_decay }));
   if (cfg.zeroshot_data) {
     callbacks.push(
       await buildZeroShotCallback({
@@ -354,6 +380,8 @@ export async function main(argv: readonly string[], program = 'node dist/train.j
     limitValBatches: cfg.limit_val_batches ?? null,
     deterministic: cfg.deterministic,
     callbacks,
+    // CatLIP's recipe clips the global norm at 1.0 unless --gradient_clip_val says otherwise (0: off).
+    ...(cfg.model === 'catlip' ? { gradientClipVal: (cfg.gradient_clip_val ?? 1.0) > 0 ? (cfg.gradient_clip_val ?? 1.0) : null } : {}),
   });
   await trainer.fit(model, datamodule, { ckptPath: cfg.resume ?? null });
   return trainer;
