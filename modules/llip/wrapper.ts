@@ -17,18 +17,18 @@
  */
 import { tf, type Tensor, type Variable } from '../../core/tf.js';
 import { MisconfigurationError, showValue } from '../../core/errors.js';
-import { LightningModule } from '../../core/module.js';
+import { LightningModule, type GradientContext } from '../../core/module.js';
 import * as F from '../../core/nn/functional.js';
 import type { Parameter } from '../../core/nn/module.js';
 import { AdamW } from '../../core/optim/adamw.js';
 import { CosineWarmupScheduler } from '../../core/optim/lrScheduler.js';
 import { openClipOptim, type OpenClipOptimOptions } from '../../core/optim/openClipSchedule.js';
 import { weightDecayParamGroups } from '../../core/optim/paramGroups.js';
-import { tapeBackward } from '../../core/loops/optimization.js';
 import { registerClass } from '../../core/registry.js';
-import type { OptimizerConfig } from '../../core/types.js';
+import type { OptimizerConfig, OptimizerLike } from '../../core/types.js';
 import type { ClipConfig } from '../clip/config.js';
 import { retrievalAccuracy } from '../losses/clipLoss.js';
+import { PlainGradients } from '../wrappers/clipWrapper.js';
 import { siglipFromLogits } from '../losses/siglip.js';
 import { LlipModel, type LlipOptions } from './model.js';
 
@@ -72,7 +72,6 @@ export function llipLoss(similarity: Tensor, logScale: Tensor, bias: Tensor, kin
 
 @registerClass('model', 'llip', { description: 'Llip: ViT with K mixture tokens, text-conditioned image embeddings (SigLIP or InfoNCE)' })
 export class LlipWrapper extends LightningModule<LlipBatch> {
-  override automaticOptimization = false;
   readonly model: LlipModel;
   readonly lossKind: 'siglip' | 'infonce';
   private readonly o: Required<Pick<LlipWrapperOptions, 'lr' | 'warmupSteps' | 'weightDecay'>> & Pick<LlipWrapperOptions, 'betas' | 'eps' | 'totalSteps' | 'openClip'>;
@@ -116,19 +115,19 @@ export class LlipWrapper extends LightningModule<LlipBatch> {
     return { optimizer, lrScheduler: { scheduler, interval: 'step' } };
   }
 
-  private backward(fn: () => Tensor): Tensor {
-    return this.trainer ? this.manualBackward(fn) : tapeBackward(this, fn)!;
-  }
-
-  /** Accumulates the global-batch gradient into `grad`; returns the loss and this rank's similarity rows (caller disposes). */
-  async computeGradients(batch: LlipBatch): Promise<{ loss: Tensor; similarity: Tensor }> {
+  /**
+   * Adds the global-batch gradient through `grad` (the Trainer's GradientContext: zero-grad,
+   * accumulation scaling and hooks are the Trainer's); returns the loss and this rank's
+   * similarity rows (caller disposes).
+   */
+  async computeGradients(batch: LlipBatch, grad: GradientContext = new PlainGradients(this)): Promise<{ loss: Tensor; similarity: Tensor }> {
     const { images, texts } = batch;
     const strategy = this.trainer?.strategy;
     const world = strategy?.worldSize ?? 1;
     const m = this.model;
     if (world === 1) {
       let kept: Tensor | null = null;
-      const loss = this.backward(() => {
+      const loss = grad.backward(() => {
         const s = m.similarity(m.encodeImage(images), F.normalize(m.encodeText(texts)));
         kept = tf.keep(s);
         return llipLoss(s, m.logitScale.variable, m.logitBias.variable, this.lossKind);
@@ -162,9 +161,10 @@ export class LlipWrapper extends LightningModule<LlipBatch> {
     const gTown = tf.tidy(() => tf.mul(tf.tensor2d(gT.subarray(rank * n * d, (rank + 1) * n * d), [n, d]), world));
     const gH = tf.tidy(() => tf.mul(grads[hv.name]!, world));
     // 4. Back-propagate through the towers; ×world for DDP's averaging.
-    this.backward(() => tf.add(tf.sum(tf.mul(m.encodeImage(images), gH)), tf.sum(tf.mul(F.normalize(m.encodeText(texts)), gTown)))).dispose();
-    for (const p of attn) if (p.requiresGrad) p.accumulateGrad(tf.tidy(() => tf.mul(grads[p.variable.name]!, world)));
-    for (const p of heads) p.accumulateGrad(tf.clone(grads[p.variable.name]!));
+    grad.beforeBackward(value);
+    grad.backward(() => tf.add(tf.sum(tf.mul(m.encodeImage(images), gH)), tf.sum(tf.mul(F.normalize(m.encodeText(texts)), gTown)))).dispose();
+    for (const p of attn) if (p.requiresGrad) grad.accumulateGrad(p, tf.tidy(() => tf.mul(grads[p.variable.name]!, world)));
+    for (const p of heads) grad.accumulateGrad(p, tf.clone(grads[p.variable.name]!));
     tf.dispose([h, t, tAll, sAll, hv, tv, gTown, gH, ...Object.values(grads)]);
     return { loss: value, similarity: rows };
   }
@@ -176,13 +176,15 @@ export class LlipWrapper extends LightningModule<LlipBatch> {
     return out;
   }
 
-  override async trainingStep(batch: LlipBatch): Promise<Tensor> {
-    const [opt] = this.optimizers();
-    opt!.zeroGrad();
-    const { loss, similarity } = await this.computeGradients(batch);
-    await opt!.step();
-    for (const s of this.lrSchedulers()) s.step();
-    this.model.clampLogitScale();
+  /** The loss of one batch on this process in one tape (the definition trainingGradients differentiates). */
+  override trainingStep(batch: LlipBatch): Tensor {
+    const m = this.model;
+    return tf.tidy(() => llipLoss(m.similarity(m.encodeImage(batch.images), F.normalize(m.encodeText(batch.texts))), m.logitScale.variable, m.logitBias.variable, this.lossKind));
+  }
+
+  /** The Trainer's entry point: the batch's gradients (all-gathered texts under DDP), then the logs. */
+  override async trainingGradients(batch: LlipBatch, _batchIdx: number, grad: GradientContext): Promise<{ loss: Tensor }> {
+    const { loss, similarity } = await this.computeGradients(batch, grad);
     const bs = batch.images.shape[0]! * (this.trainer?.strategy.worldSize ?? 1);
     // Retrieval accuracy of this rank's rows (their positives sit at columns rank·n + i).
     const n = batch.images.shape[0]!;
@@ -193,7 +195,13 @@ export class LlipWrapper extends LightningModule<LlipBatch> {
     this.log('train_loss', loss, { progBar: true, batchSize: bs });
     this.log('train_acc', (acc.imageToText + acc.textToImage) / 2, { progBar: true, batchSize: bs });
     this.log('logit_scale', Math.exp(this.model.logitScale.variable.dataSync()[0]!));
-    return loss;
+    return { loss };
+  }
+
+  /** The Trainer's optimizer step, then the logit-scale clamp (once per optimizer step, not per batch). */
+  override async optimizerStep(epoch: number, batchIdx: number, optimizer: OptimizerLike, closure: () => Promise<void>): Promise<void> {
+    await super.optimizerStep(epoch, batchIdx, optimizer, closure);
+    this.model.clampLogitScale();
   }
 
   override validationStep(batch: LlipBatch): void {

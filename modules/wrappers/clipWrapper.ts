@@ -398,7 +398,7 @@ export function chunks(n: number, size: number): Array<[number, number]> {
 }
 
 /** Gradients straight into `param.grad`, no hooks, no scaling: `computeGradients` outside a Trainer. */
-class PlainGradients implements GradientContext {
+export class PlainGradients implements GradientContext {
   readonly scale = 1;
   constructor(private readonly module: Module) {}
   beforeBackward(): void {}
