@@ -121,8 +121,10 @@ async function serve(o: RendezvousOptions): Promise<string[]> {
 
 async function join(o: RendezvousOptions): Promise<string[]> {
   const endpoint = tcpEndpoint(o.masterIp, o.masterPort);
-  // zeromq reconnects on its own, so rank 0 may bind after this rank connects.
-  const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: o.timeoutMs });
+  // zeromq reconnects on its own, so rank 0 may bind after this rank connects. This rank
+  // waits a grace period past the timeout: rank 0 may have started later, and when a rank is
+  // missing it is rank 0's answer ("rank 2 never joined") that names it, not this timer.
+  const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: o.timeoutMs + Math.min(5000, o.timeoutMs) });
   try {
     dealer.connect(endpoint);
     await dealer.send(JSON.stringify({ rank: o.rank, worldSize: o.worldSize, address: o.myAddress } satisfies Hello));

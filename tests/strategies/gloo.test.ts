@@ -97,10 +97,12 @@ describe.each(BACKENDS.filter((b) => b !== 'mpi'))('rendezvous timeout (%s)', (b
     expect(out.result.exitCode).not.toBe(0);
     const errs = byRank(out.results, 'connectError');
     expect(errs.length, out.stderr).toBeGreaterThanOrEqual(1);
-    // Rank 0 always knows who is missing; rank 1 either knows it too or is told by rank 0.
-    expect(errs[0]!.rank).toBe(0);
-    for (const e of errs) expect(e.connectError).toMatch(/rank 2 never (connected|joined)/);
-    expect(errs[0]!.ranks).toEqual([2]);
+    // Rank 0 (the store) knows who is missing. The first rank to fail ends the launch, so
+    // rank 0 may be stopped before it reports; whichever ranks report, one names rank 2, and
+    // rank 0, when it reports, blames rank 2 alone.
+    expect(errs.some((e) => /rank 2 never (connected|joined)/.test(String(e.connectError))), JSON.stringify(errs)).toBe(true);
+    const r0 = errs.find((e) => e.rank === 0);
+    if (r0) expect(r0.ranks).toEqual([2]);
     // Bounded (spawning and loading 3 workers takes seconds on a loaded machine): far below any default timeout.
     expect(Date.now() - t0).toBeLessThan(2000 + 20_000);
     expect(await waitGone(out.pids, 3000)).toEqual([]);
