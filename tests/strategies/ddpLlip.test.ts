@@ -26,7 +26,9 @@ describe('Llip under DDP (local images against all-gathered texts)', () => {
     const w = ref!.weights as number[];
     expect(g.some((v) => v !== 0)).toBe(true);
     for (const r of ranks) {
-      (r.grads as number[]).forEach((v, i) => expect(Math.abs(v - g[i]!), `rank ${r.rank} grad ${i}: ${v} vs ${g[i]}`).toBeLessThan(1e-5 + 1e-3 * Math.abs(g[i]!)));
+      // 3e-5 absolute: near-zero entries (e.g. attention key biases, whose exact gradient is 0) carry float32
+      // noise of ~1e-5 that depends on the summation order, which differs between 1 and 2 ranks.
+      (r.grads as number[]).forEach((v, i) => expect(Math.abs(v - g[i]!), `rank ${r.rank} grad ${i}: ${v} vs ${g[i]}`).toBeLessThan(3e-5 + 1e-3 * Math.abs(g[i]!)));
       // Weight fingerprints after 4 AdamW steps: Adam divides by √v, so gradients that are rounding
       // noise (different summation order across ranks) move a weight by up to lr; hence the looser bound.
       (r.weights as number[]).forEach((v, i) => expect(Math.abs(v - w[i]!), `rank ${r.rank} weight ${i}`).toBeLessThan(2e-3 + 1e-3 * Math.abs(w[i]!)));

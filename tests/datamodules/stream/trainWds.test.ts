@@ -41,7 +41,7 @@ describe('lightclip wds write + train.ts --train_data', () => {
   });
 
   it('names conflicting and bad data flags', async () => {
-    await expect(train(['--folder', shards, '--train_data', 'x.tar'])).rejects.toThrow(/`--folder` and `--train_data`.*exclude each other/);
+    await expect(train(['--folder', shards, '--train_data', 'x.tar'])).rejects.toThrow(/`--folder`\/`--path` and `--train_data`.*exclude each other/);
     await expect(train(['--model_name', 'tiny-ViT', '--train_data', path.join(shards, 'nope-{0..1}.tar'), '--num_workers', '0', '--max_steps', '1'])).rejects.toThrow(/sizes\.json: no sample count for nope-0\.tar/);
     await expect(train(['--model_name', 'tiny-ViT', '--dataset_type', 'img_text_tar', '--train_data', 'x'])).rejects.toThrow(/needs `--metadata/);
   });
