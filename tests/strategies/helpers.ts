@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendName } from '../../strategies/ddp/group.js';
@@ -148,14 +149,20 @@ const skipped = new Set<string>();
 /** `mpirun -np devices node fixture scenario` (the mpi backend's ranks come from mpirun, not launchDdp). */
 export async function runMpiWorkers(build: string, fixture: string, scenario: string, opts: { devices: number; env?: Record<string, string> }): Promise<RunOutput> {
   const env = { ...process.env, ...workerEnv(), LC_BUILD: build, LIGHTCLIP_DDP_TIMEOUT: '20', LIGHTCLIP_DDP_BACKEND: 'mpi', ...opts.env };
-  const args = ['--allow-run-as-root', '--oversubscribe', '-np', String(opts.devices), '--mca', 'btl', 'self,vader,tcp', process.execPath, path.join(FIXTURES, fixture), scenario];
+  // Each rank's stdout to its own file: mpirun forwards the ranks' output in chunks, so two
+  // long RESULT lines can interleave mid-line on the shared stdout.
+  const outDir = mkdtempSync(path.join(tmpdir(), 'lc-mpi-'));
+  const args = ['--allow-run-as-root', '--oversubscribe', '--output-filename', outDir, '-np', String(opts.devices), '--mca', 'btl', 'self,vader,tcp', process.execPath, path.join(FIXTURES, fixture), scenario];
   const proc = spawn('mpirun', args, { env: { ...env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number>((resolve) => proc.once('exit', (c, sig) => resolve(c ?? 128 + (sig ? 9 : 1))));
-  const results = parseResults(stdout);
+  const rankFiles = readdirSync(outDir, { recursive: true, encoding: 'utf8' }).filter((f) => path.basename(f) === 'stdout');
+  const perRank = rankFiles.map((f) => readFileSync(path.join(outDir, f), 'utf8')).join('\n');
+  rmSync(outDir, { recursive: true, force: true });
+  const results = parseResults(perRank);
   const pids = results.filter((r) => typeof r.pid === 'number').map((r) => r.pid as number);
   const result: LaunchResult = { exitCode: code, workers: [], failure: null, message: `mpirun exited with code ${code}` };
   return { result, results, stderr, pids };

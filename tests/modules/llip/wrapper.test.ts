@@ -95,7 +95,7 @@ describe('LlipWrapper', () => {
       tf.dispose([r.loss, r.similarity]);
     }
     for (const p of ref.parameters()) if (p.grad) p.grad = tf.div(p.grad, 2) as typeof p.grad;
-    const opt = (ref.configureOptimizers() as { optimizer: { step(): Promise<void> } }).optimizer;
+    const opt = (ref.configureOptimizers() as unknown as { optimizer: { step(): Promise<void> } }).optimizer;
     await opt.step();
     const a = acc.w.model.logitBias.variable.dataSync()[0]!;
     const b = ref.model.logitBias.variable.dataSync()[0]!;
