@@ -56,7 +56,7 @@ assert np.load(out, allow_pickle=True)[0]['captions'][1] == 'zero'
 describe('.npy object arrays (clip-rocket CC3M/CC12M) through the restricted unpickler', () => {
   const hasNumpy = python(['numpy']) !== null;
 
-  it('reads numpy-written files for pickle protocols 2, 3, 4 and .npy v1, v2', async (ctx) => {
+  it('reads numpy-written files for pickle protocols 2, 3, 4 and .npy v1, v2 (skips without numpy)', async (ctx) => {
     if (!hasNumpy) {
       console.log('skipped: /usr/bin/python3 with numpy is not available');
       ctx.skip();
@@ -73,7 +73,7 @@ describe('.npy object arrays (clip-rocket CC3M/CC12M) through the restricted unp
     }
   });
 
-  it('refuses a non-object array and a pickle with a disallowed global, executing nothing', async (ctx) => {
+  it('refuses a non-object array and a pickle with a disallowed global, executing nothing (skips without numpy)', async (ctx) => {
     if (!hasNumpy) {
       console.log('skipped: /usr/bin/python3 with numpy is not available');
       ctx.skip();
@@ -96,7 +96,7 @@ np.save(sys.argv[1], arr, allow_pickle=True)`,
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('--dataset cc3m --root --metadata: every sample with its image and a caption from its list', async (ctx) => {
+  it('--dataset cc3m --root --metadata: every sample with its image and a caption from its list (skips without numpy)', async (ctx) => {
     if (!hasNumpy) {
       console.log('skipped: /usr/bin/python3 with numpy is not available');
       ctx.skip();

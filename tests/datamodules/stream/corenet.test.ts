@@ -89,7 +89,7 @@ describe('CoreNet img_text_tar', () => {
     }
   });
 
-  it('reads sample pickles written by Python (protocols 2, 3, 4)', async (ctx) => {
+  it('reads sample pickles written by Python, protocols 2, 3, 4 (skips without python3)', async (ctx) => {
     if (!python(['pickle'])) {
       console.log('skipped: /usr/bin/python3 is not available');
       ctx.skip();
