@@ -26,9 +26,8 @@ export interface EpochState {
   frozen?: boolean;
 }
 
-/** Options of {@link ImageTextLoader}. */
-export interface ImageTextLoaderOptions {
-  samples: readonly ImageTextSample[];
+/** What every image–caption loader takes: batching, sharding, transforms, tokenizer, decode pool. */
+export interface BatchedImageTextOptions {
   batchSize: number;
   shuffle: boolean;
   dropLast: boolean;
@@ -45,6 +44,11 @@ export interface ImageTextLoaderOptions {
   pool: () => DecodePool;
   /** Batches decoded ahead of the one being consumed (with workers). */
   prefetchBatches: number;
+}
+
+/** Options of {@link ImageTextLoader}. */
+export interface ImageTextLoaderOptions extends BatchedImageTextOptions {
+  samples: readonly ImageTextSample[];
   state: EpochState;
   /** Called for each sample skipped because its image could not be decoded. */
   onSkip: (path: string, error: string) => void;

@@ -25,8 +25,9 @@ import { checkShard } from '../../core/sampler.js';
 import { tf } from '../../core/tf.js';
 import type { DecodedImage, TransformPlan } from '../decodeKernel.js';
 import type { DecodeOutcome, DecodePool } from '../decodePool.js';
-import type { CaptionTokenizer, ImageTextBatch } from '../types.js';
+import type { ImageTextBatch } from '../types.js';
 import type { DeepLakeTensor } from './dataset.js';
+import type { BatchedImageTextOptions } from '../imageTextLoader.js';
 
 /** Why a sample was skipped. */
 export type SkipReason = 'corrupt' | 'empty_image' | 'empty_caption';
@@ -39,25 +40,13 @@ export interface StreamState {
   frozen?: boolean;
 }
 
-export interface DeepLakeLoaderOptions {
+export interface DeepLakeLoaderOptions extends BatchedImageTextOptions {
   image: DeepLakeTensor;
   text: DeepLakeTensor;
   /** Number of samples (the dataset length). */
   length: number;
   /** Sorted selected indices (a filter/query), or null for all `length` samples. */
   selection: Uint32Array | null;
-  batchSize: number;
-  shuffle: boolean;
-  dropLast: boolean;
-  seed: number;
-  rank: number;
-  worldSize: number;
-  imageSize: number;
-  plan: (rng: Generator) => TransformPlan;
-  tokenizer: CaptionTokenizer;
-  contextLength: number;
-  pool: () => DecodePool;
-  prefetchBatches: number;
   prefetchChunks: number;
   shuffleBuffer: number;
   state: StreamState;
