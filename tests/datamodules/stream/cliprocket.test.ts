@@ -56,11 +56,8 @@ assert np.load(out, allow_pickle=True)[0]['captions'][1] == 'zero'
 describe('.npy object arrays (clip-rocket CC3M/CC12M) through the restricted unpickler', () => {
   const hasNumpy = python(['numpy']) !== null;
 
-  it('reads numpy-written files for pickle protocols 2, 3, 4 and .npy v1, v2 (skips without numpy)', async (ctx) => {
-    if (!hasNumpy) {
-      console.log('skipped: /usr/bin/python3 with numpy is not available');
-      ctx.skip();
-    }
+  if (!hasNumpy) console.log('skipped: /usr/bin/python3 with numpy is not available');
+  it.skipIf(!hasNumpy)('reads numpy-written files for pickle protocols 2, 3, 4 and .npy v1, v2 (skips without numpy)', async () => {
     for (const [proto, ver] of [[2, 1], [3, 1], [4, 2], [2, 2]] as const) {
       const file = path.join(root, `cc-${proto}-${ver}.npy`);
       runPython(NPY_WRITER, [file, String(proto), String(ver)]);
@@ -73,11 +70,8 @@ describe('.npy object arrays (clip-rocket CC3M/CC12M) through the restricted unp
     }
   });
 
-  it('refuses a non-object array and a pickle with a disallowed global, executing nothing (skips without numpy)', async (ctx) => {
-    if (!hasNumpy) {
-      console.log('skipped: /usr/bin/python3 with numpy is not available');
-      ctx.skip();
-    }
+  if (!hasNumpy) console.log('skipped: /usr/bin/python3 with numpy is not available');
+  it.skipIf(!hasNumpy)('refuses a non-object array and a pickle with a disallowed global, executing nothing (skips without numpy)', async () => {
     const floats = path.join(root, 'floats.npy');
     runPython('import numpy as np, sys; np.save(sys.argv[1], np.zeros(3))', [floats]);
     await expect(readNpyObjectArray(floats)).rejects.toThrow(/floats\.npy: expected an object array \(descr '\|O'.*got descr "<f8"/);
@@ -96,11 +90,8 @@ np.save(sys.argv[1], arr, allow_pickle=True)`,
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('--dataset cc3m --root --metadata: every sample with its image and a caption from its list (skips without numpy)', async (ctx) => {
-    if (!hasNumpy) {
-      console.log('skipped: /usr/bin/python3 with numpy is not available');
-      ctx.skip();
-    }
+  if (!hasNumpy) console.log('skipped: /usr/bin/python3 with numpy is not available');
+  it.skipIf(!hasNumpy)('--dataset cc3m --root --metadata: every sample with its image and a caption from its list (skips without numpy)', async () => {
     const dir = path.join(root, 'cc3m');
     await mkdir(path.join(dir, 'a'), { recursive: true });
     const sha: string[] = [];
@@ -122,11 +113,8 @@ np.save(sys.argv[1], arr, allow_pickle=True)`,
 });
 
 describe('merged_opendata', () => {
-  it('joins cc3m, cc12m and yfcc15m (metadata and roots with ---), in that order of indices', async (ctx) => {
-    if (!python(['numpy'])) {
-      console.log('skipped: /usr/bin/python3 with numpy is not available');
-      ctx.skip();
-    }
+  if (!python(['numpy'])) console.log('skipped: /usr/bin/python3 with numpy is not available');
+  it.skipIf(!python(['numpy']))('joins cc3m, cc12m and yfcc15m (metadata and roots with ---), in that order of indices (skips without numpy)', async () => {
     const dir = path.join(root, 'merged');
     const parts = ['cc3m', 'cc12m', 'yfcc'].map((p) => path.join(dir, p));
     for (const p of parts) await mkdir(p, { recursive: true });
