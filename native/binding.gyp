@@ -3,7 +3,7 @@
     {
       "target_name": "lightclip",
       "sources": [
-        "src/addon.cc", "src/blas.cc", "src/dispatch.cc", "src/gemm.cc",
+        "src/addon.cc", "src/blas.cc", "src/onednn.cc", "src/dispatch.cc", "src/gemm.cc",
         "src/isa_base.cc", "src/isa_avx2.cc", "src/isa_avx512.cc",
         "src/ops_elementwise.cc", "src/ops_nn.cc", "src/ops_pool_norm.cc", "src/threadpool.cc",
         "src/mpi_pg.cc"
